@@ -1,0 +1,187 @@
+"""Reading untrusted JSON strictly, turning it into float64 arrays, and writing files atomically.
+
+Everything a user hands us (parameters, rosters, submissions) passes through here first, so
+that each problem becomes an ``InputError`` whose one-line message names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_INPUT_BYTES = 1024 * 1024  # a homework answer file is a few kB; anything over 1 MiB is not one
+MAX_NESTING = 32  # the deepest array an answer needs is 2; this leaves room and stops stack abuse
+
+
+class InputError(ValueError):
+    """A problem with something the user gave, worded as one line that names the field."""
+
+    def __init__(self, field: str | None, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+def _reject_constant(name: str):
+    raise InputError(None, f"{name} is not a number JSON allows; write a finite number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputError(None, f"{text[:20]} is too large to be a finite number")
+    return value
+
+
+def _no_duplicate_keys(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InputError(key, "appears twice in the same object; keep one")
+        obj[key] = value
+    return obj
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep brackets nest, ignoring strings: checked before json sees it, so no RecursionError."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def loads_strict(text: str) -> Any:
+    """Parse JSON, refusing NaN, Infinity, overflowing numbers, duplicate keys and deep nesting."""
+    if _nesting_depth(text) > MAX_NESTING:
+        raise InputError(None, f"arrays or objects nest deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except json.JSONDecodeError as exc:
+        raise InputError(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def read_text(path: str | os.PathLike, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """A file's text as UTF-8, refusing (unread) anything over ``max_bytes``; '-' reads stdin."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+    else:
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+            if size > max_bytes:
+                raise InputError(None, f"file is {size:,} bytes; the limit is {max_bytes:,}")
+            data = p.read_bytes()
+        except OSError as exc:
+            raise InputError(None, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise InputError(None, f"input is over the limit of {max_bytes:,} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(None, f"not UTF-8 text (byte {exc.start} is invalid)") from None
+    return text.removeprefix("\ufeff")  # a BOM from Windows editors is harmless
+
+
+def load_json_file(path: str | os.PathLike) -> Any:
+    """``read_text`` then ``loads_strict``."""
+    return loads_strict(read_text(path))
+
+
+def _shape_of(value: Any, field: str) -> tuple[int, ...]:
+    """The shape of a nested list of numbers, or an InputError saying where it goes wrong."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, dict)):
+        kind = {bool: "a boolean", str: "a string", dict: "an object"}.get(type(value), "null")
+        raise InputError(field, f"expected a number, got {kind}")
+    if isinstance(value, (int, float)):
+        return ()
+    if not isinstance(value, list):
+        raise InputError(field, f"expected a number or a list, got {type(value).__name__}")
+    if not value:
+        raise InputError(field, "is an empty list")
+    shapes = [_shape_of(item, f"{field}[{n}]") for n, item in enumerate(value)]
+    if any(s != shapes[0] for s in shapes):
+        raise InputError(field, "is ragged: its rows have different lengths")
+    return (len(value), *shapes[0])
+
+
+def to_array(value: Any, field: str, ndim: int) -> np.ndarray:
+    """A JSON value as a finite float64 array with ``ndim`` dimensions, or an InputError."""
+    shape = _shape_of(value, field)
+    if len(shape) != ndim:
+        want = {0: "a number", 1: "a list of numbers", 2: "a list of rows (a matrix)"}[ndim]
+        raise InputError(field, f"expected {want}, got {len(shape)} levels of nesting")
+    array = np.array(value, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise InputError(field, "contains a number too large to be finite")
+    return array
+
+
+def _is_flat_list(value: Any) -> bool:
+    return isinstance(value, list) and not any(isinstance(item, (list, dict)) for item in value)
+
+
+def _encode(value: Any, indent: str) -> str:
+    inner = indent + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_encode(v, inner)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list) and value and not _is_flat_list(value):
+        return "[\n" + ",\n".join(inner + _encode(v, inner) for v in value) + "\n" + indent + "]"
+    # Numbers, strings, null, and lists of them stay on one line: a matrix reads as its rows.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+
+
+def dumps(obj: Any) -> str:
+    """Deterministic, readable JSON: objects indented, each row of numbers on one line."""
+    return _encode(obj, "") + "\n"
+
+
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def tolist(array: np.ndarray) -> Any:
+    """An array as nested lists of Python floats (full precision), turning -0.0 into 0.0."""
+    return (np.asarray(array, dtype=np.float64) + 0.0).tolist()

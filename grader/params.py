@@ -1,0 +1,124 @@
+"""A problem instance's given data (x, v, w, target, lr, activation): validation, JSON, solving.
+
+The parameters JSON, read by ``hwgen solve --params`` and written by ``hwgen variant``:
+
+    {"x": [...], "v": [[...], ...], "w": [[...], ...], "target": [...], "lr": 0.1,
+     "activation": "elu"}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grader import core
+from grader.jsonio import InputError, to_array, tolist
+
+PARAM_KEYS = ("x", "v", "w", "target", "lr", "activation")
+
+
+@dataclass(frozen=True)
+class Params:
+    """One instance of the problem, exactly as the student sees it (no batch axis)."""
+
+    x: np.ndarray  # (I,)    input
+    v: np.ndarray  # (J, I)  input -> hidden weights
+    w: np.ndarray  # (K, J)  hidden -> output weights
+    target: np.ndarray  # (K,)  one-hot ground truth o*
+    lr: float  # learning rate eta
+    activation: str = "elu"  # hidden activation, a key of core.ACTIVATIONS
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """(inputs I, hidden units J, outputs K)."""
+        return self.x.shape[0], self.v.shape[0], self.w.shape[0]
+
+    @property
+    def target_class(self) -> int:
+        """The 0-based index of the 1 in the one-hot target."""
+        return int(np.argmax(self.target))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "x": tolist(self.x),
+            "v": tolist(self.v),
+            "w": tolist(self.w),
+            "target": tolist(self.target),
+            "lr": float(self.lr),
+            "activation": self.activation,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, *, warn=None) -> "Params":
+        """Validated parameters from parsed JSON, or an InputError naming the field."""
+        if not isinstance(obj, dict):
+            raise InputError(None, "parameters must be a JSON object with keys " + ", ".join(PARAM_KEYS))
+        for key in ("x", "v", "w", "target", "lr"):
+            if key not in obj:
+                raise InputError(key, "is missing")
+        unknown = sorted(set(obj) - set(PARAM_KEYS))
+        if unknown and warn is not None:
+            warn(f"ignoring unknown parameter keys: {', '.join(unknown)}")
+        x = to_array(obj["x"], "x", 1)
+        v = to_array(obj["v"], "v", 2)
+        w = to_array(obj["w"], "w", 2)
+        target = to_array(obj["target"], "target", 1)
+        lr = float(to_array(obj["lr"], "lr", 0))
+        activation = obj.get("activation", "elu")
+        return cls.checked(x, v, w, target, lr, activation)
+
+    @classmethod
+    def checked(cls, x, v, w, target, lr, activation="elu") -> "Params":
+        """Parameters whose shapes agree, target is one-hot and activation is known."""
+        if v.shape[1] != x.shape[0]:
+            raise InputError("v", f"has {v.shape[1]} columns but x has {x.shape[0]} entries; v must be (hidden, inputs)")
+        if w.shape[1] != v.shape[0]:
+            raise InputError("w", f"has {w.shape[1]} columns but v has {v.shape[0]} rows; w must be (outputs, hidden)")
+        if target.shape[0] != w.shape[0]:
+            raise InputError("target", f"has {target.shape[0]} entries but w has {w.shape[0]} rows (outputs)")
+        # One-hot is a statement about exact values the user typed, so exact comparison is meant.
+        if not (np.isin(target, (0.0, 1.0)).all() and target.sum() == 1.0):
+            raise InputError("target", "must be one-hot: a single 1 and 0 elsewhere")
+        if not lr > 0:
+            raise InputError("lr", "must be a positive number")
+        if not isinstance(activation, str) or activation not in core.ACTIVATIONS:
+            allowed = ", ".join(core.ACTIVATIONS)
+            raise InputError("activation", f"must be one of {allowed}; got {str(activation)[:40]!r}")
+        return cls(x, v, w, target, lr, activation)
+
+
+def solve_one(params: Params) -> dict[str, np.ndarray]:
+    """The answers to one instance, keyed as ``core.ANSWER_KEYS``, without the batch axis."""
+    return core.solve(
+        params.x[None], params.v[None], params.w[None], params.target[None], params.lr, params.activation
+    ).item(0)
+
+
+def answers_to_json(answers: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Answers as JSON: nested lists of full-precision floats, the loss a plain number."""
+    return {key: tolist(answers[key]) for key in core.ANSWER_KEYS}
+
+
+def stack(instances: list[Params]) -> dict[str, Any]:
+    """Parameters of many instances of one size and activation as batched arrays for core.solve."""
+    return {
+        "x": np.stack([p.x for p in instances]),
+        "v": np.stack([p.v for p in instances]),
+        "w": np.stack([p.w for p in instances]),
+        "target": np.stack([p.target for p in instances]),
+        "lr": np.array([p.lr for p in instances]),
+    }
+
+
+# The instance of the original homework (HW2.md, part 2).
+HW2 = Params(
+    x=np.array([1.0, 1.5, -0.5]),
+    v=np.array([[-1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [1.5, 2.0, -0.4], [0.2, 0.1, 0.3]]),
+    w=np.array([[1.0, 1.0, 0.5, 0.5], [0.3, 0.4, 0.5, 0.1]]),
+    target=np.array([1.0, 0.0]),
+    lr=0.1,
+    activation="elu",
+)
+
