@@ -1,0 +1,37 @@
+"""File names made from student ids: safe on every file system, never outside the output folder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_STEM = 64
+# Names Windows refuses whatever the extension; a shared course drive may well be one.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10))}
+
+
+def safe_stem(student_id: str) -> str:
+    """A file-name stem for ``student_id``: the id itself when it is already safe.
+
+    Anything else (slashes, '..', spaces, non-ASCII, a reserved or over-long name) becomes
+    underscores plus 8 hex digits of the id's SHA-256, so two different ids never share a name.
+    """
+    stem = _UNSAFE.sub("_", student_id).strip("._") or "student"
+    if stem == student_id and len(stem) <= MAX_STEM and stem.lower() not in _RESERVED:
+        return stem
+    digest = hashlib.sha256(student_id.encode("utf-8")).hexdigest()[:8]
+    return f"{stem[:MAX_STEM]}-{digest}"
+
+
+def assign_stems(student_ids: list[str]) -> dict[str, str]:
+    """A distinct safe stem for every id, also when two stems differ only in case."""
+    stems: dict[str, str] = {}
+    taken: set[str] = set()
+    for student_id in student_ids:
+        stem = safe_stem(student_id)
+        if stem.lower() in taken:  # macOS and Windows folders ignore case
+            stem = f"{stem}-{hashlib.sha256(student_id.encode('utf-8')).hexdigest()[:8]}"
+        taken.add(stem.lower())
+        stems[student_id] = stem
+    return stems
