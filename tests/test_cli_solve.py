@@ -1,0 +1,123 @@
+"""`hwgen solve`, `hwgen variant` and the conventions every command follows."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from grader import __version__
+from grader.cli import cli
+from grader.params import HW2
+
+
+def run(*args, input=None, env=None):
+    return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+
+
+def test_solve_without_options_prints_the_hw2_answers():
+    result = run("solve")
+    assert result.exit_code == 0
+    assert "Loss L = 0.3095" in result.output
+    assert "| 2 | -1.5000 | -0.7769 |" in result.output
+    assert "| k=1 | 1.0532 | 0.9793 | 0.6251 | 0.5053 |" in result.output
+
+
+def test_solve_prints_no_negative_zero():
+    assert "-0.0000" not in run("solve").output
+
+
+def test_solve_json_has_exactly_the_answer_keys_in_order():
+    answers = json.loads(run("solve", "--format", "json").output)
+    assert list(answers) == ["u", "h", "z", "o", "loss", "grad_w", "grad_v", "w_new", "v_new"]
+
+
+def test_solve_json_has_the_shapes_of_w_and_v():
+    answers = json.loads(run("solve", "--format", "json").output)
+    assert [len(answers["grad_w"]), len(answers["grad_w"][0])] == [2, 4]
+    assert [len(answers["v_new"]), len(answers["v_new"][0])] == [4, 3]
+    assert isinstance(answers["loss"], float)
+
+
+def test_solve_json_is_full_precision():
+    answers = json.loads(run("solve", "--format", "json").output)
+    assert answers["loss"] == pytest.approx(0.3095481859814395, rel=1e-15)
+
+
+def test_solve_reads_params_from_standard_input():
+    result = run("solve", "--params", "-", "--format", "json", input=json.dumps(HW2.to_json()))
+    assert result.exit_code == 0
+    assert json.loads(result.output) == json.loads(run("solve", "--format", "json").output)
+
+
+def test_solve_reads_params_from_a_file(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(dict(HW2.to_json(), activation="tanh")))
+    result = run("solve", "--params", str(path))
+    assert result.exit_code == 0
+    assert "tanh hidden layer" in result.output
+
+
+def test_bad_params_give_one_error_line_naming_the_field():
+    bad = dict(HW2.to_json(), target=[1, 1])
+    result = run("solve", "--params", "-", input=json.dumps(bad))
+    assert result.exit_code == 1
+    assert result.output == "Error: standard input: target: must be one-hot: a single 1 and 0 elsewhere\n"
+
+
+def test_non_finite_params_are_refused():
+    result = run("solve", "--params", "-", input='{"x": [NaN]}')
+    assert result.exit_code == 1
+    assert result.output == "Error: standard input: NaN is not a number JSON allows; write a finite number\n"
+
+
+def test_missing_params_file_is_a_user_error(tmp_path):
+    result = run("solve", "--params", str(tmp_path / "nope.json"))
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "cannot read" in result.output
+
+
+def test_unknown_format_is_a_usage_error():
+    assert run("solve", "--format", "xml").exit_code == 2
+
+
+def test_variant_prints_parameters_that_solve_accepts():
+    variant = run("variant", "--seed", "s3cret", "--student", "2018170622")
+    assert variant.exit_code == 0
+    assert run("solve", "--params", "-", input=variant.output).exit_code == 0
+
+
+def test_variant_takes_the_seed_from_the_environment():
+    by_env = run("variant", "--student", "x", env={"HWGEN_SEED": "s3cret"})
+    by_option = run("variant", "--seed", "s3cret", "--student", "x")
+    assert by_env.output == by_option.output
+
+
+def test_variant_without_a_seed_is_a_usage_error():
+    result = run("variant", "--student", "x", env={"HWGEN_SEED": None})
+    assert result.exit_code == 2
+    assert "Missing option '--seed'" in result.output
+
+
+def test_version():
+    assert run("--version").output == f"hwgen, version {__version__}\n"
+
+
+def all_commands():
+    return sorted(cli.commands)
+
+
+@pytest.mark.parametrize("name", all_commands())
+def test_every_command_has_help_with_an_example(name):
+    result = run(name, "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    assert f"hwgen {name}" in result.output
+
+
+@pytest.mark.parametrize("name", all_commands())
+def test_every_command_has_a_short_help_line(name):
+    command: click.Command = cli.commands[name]
+    assert command.get_short_help_str().strip()
