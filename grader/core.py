@@ -111,30 +111,56 @@ class Solution:
         return {key: getattr(self, key)[n] for key in ANSWER_KEYS}
 
 
-def solve(x, v, w, target, lr, activation: str = "elu") -> Solution:
-    """Forward pass, backward pass and one gradient-descent step for a batch of instances."""
+def solve(x, v, w, target, lr, activation: str = "elu", round_each_step=None) -> Solution:
+    """Forward pass, backward pass and one gradient-descent step for a batch of instances.
+
+    ``round_each_step`` (an elementwise function, optional) is applied to every intermediate
+    result before it is used, to mimic a student who rounds as they go by hand.
+    """
     x, v, w, target = (np.asarray(a, dtype=np.float64) for a in (x, v, w, target))
     lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), x.shape[:1])  # (N,)
     act = ACTIVATIONS[activation]
+    r = round_each_step or (lambda a: a)
 
     # Forward.
-    u = np.einsum("nji,ni->nj", v, x)  # (N, J)
-    h = act.f(u)  # (N, J)
-    z = np.einsum("nkj,nj->nk", w, h)  # (N, K)
-    log_o = log_softmax(z)  # (N, K)
-    o = np.exp(log_o)  # (N, K)
-    loss = -(target * log_o).sum(axis=-1)  # (N,)
+    u = r(np.einsum("nji,ni->nj", v, x))  # (N, J)
+    h = r(act.f(u))  # (N, J)
+    z = r(np.einsum("nkj,nj->nk", w, h))  # (N, K)
+    if round_each_step is None:
+        log_o = log_softmax(z)  # (N, K)
+        o = np.exp(log_o)  # (N, K)
+    else:  # by hand the loss is taken from the rounded o
+        o = r(softmax(z))
+        log_o = np.log(o)
+    loss = r(-(target * log_o).sum(axis=-1))  # (N,)
 
     # Backward: the chain rule, one link per line.
     dz = o - target  # (N, K)     dL/dz_k = o_k - o*_k   (softmax + cross-entropy)
-    grad_w = dz[:, :, None] * h[:, None, :]  # (N, K, J)  dL/dw_kj = dL/dz_k h_j
-    dh = np.einsum("nk,nkj->nj", dz, w)  # (N, J)     dL/dh_j = sum_k dL/dz_k w_kj
-    df = act.df(u)  # (N, J)     f'(u_j)
+    grad_w = r(dz[:, :, None] * h[:, None, :])  # (N, K, J)  dL/dw_kj = dL/dz_k h_j
+    dh = r(np.einsum("nk,nkj->nj", dz, w))  # (N, J)     dL/dh_j = sum_k dL/dz_k w_kj
+    df = r(act.df(u))  # (N, J)     f'(u_j)
     du = dh * df  # (N, J)     dL/du_j = dL/dh_j f'(u_j)
-    grad_v = du[:, :, None] * x[:, None, :]  # (N, J, I)  dL/dv_ji = dL/du_j x_i
+    grad_v = r(du[:, :, None] * x[:, None, :])  # (N, J, I)  dL/dv_ji = dL/du_j x_i
 
     # One step of gradient descent.
-    w_new = w - lr[:, None, None] * grad_w  # (N, K, J)
-    v_new = v - lr[:, None, None] * grad_v  # (N, J, I)
+    w_new = r(w - lr[:, None, None] * grad_w)  # (N, K, J)
+    v_new = r(v - lr[:, None, None] * grad_v)  # (N, J, I)
     return Solution(u, h, z, o, loss, grad_w, grad_v, w_new, v_new, dz, dh, df)
 
+
+def round_significant(figures: int):
+    """An elementwise rounding to ``figures`` significant figures, for ``round_each_step``."""
+
+    def rounding(a):
+        a = np.asarray(a, dtype=np.float64)
+        magnitude = np.abs(a)
+        exponent = np.floor(np.log10(np.where(magnitude > 0, magnitude, 1.0)))
+        scale = 10.0 ** (figures - 1 - exponent)
+        return np.round(a * scale) / scale
+
+    return rounding
+
+
+def round_decimals(places: int):
+    """An elementwise rounding to ``places`` decimal places, for ``round_each_step``."""
+    return lambda a: np.round(a, places)

@@ -42,6 +42,8 @@ GRID_SLACK = 1e-9
 # who makes it and rounds is still told apart from a student who is right.
 MISTAKE_MARGIN = 3.0
 GRADING_TOLERANCE = Tolerance()
+# The ways students round by hand: to 3 significant figures, and to the 4 decimals keys print.
+CARRIED_ROUNDINGS = (core.round_significant(3), core.round_decimals(4))
 
 ATTEMPTS_PER_ROUND = 16  # the chosen attempt does not depend on this, only the speed
 MAX_ATTEMPTS = 4096  # far beyond need (about 1 draw in 5 is good); a bound so nothing loops forever
@@ -106,7 +108,30 @@ def good_problems(params: dict[str, np.ndarray]) -> np.ndarray:
     # outputs); a gap in w keeps that row visibly non-zero, so a wrong ELU' changes it visibly.
     w_gap = np.abs(params["w"][:, 0, :] - params["w"][:, 1, :])  # (N, J)
     gap_where_negative = ((u >= 0) | (w_gap >= MIN_OUTPUT_WEIGHT_GAP - GRID_SLACK)).all(axis=1)
-    return both_signs & away_from_kink & unsaturated & gap_where_negative & mistakes_distinguishable(params, sol)
+    return (
+        both_signs
+        & away_from_kink
+        & unsaturated
+        & gap_where_negative
+        & mistakes_distinguishable(params, sol)
+        & rounding_forgiven(params, sol)
+    )
+
+
+def rounding_forgiven(params: dict[str, np.ndarray], sol: core.Solution) -> np.ndarray:
+    """(N,) True where a student who rounds every step and carries it forward is right at once.
+
+    Follow-through credit would forgive them anyway; this rule makes the key itself forgive
+    them, so they get full marks with follow-through turned off too.
+    """
+    ok = np.ones(len(sol), dtype=bool)
+    for rounding in CARRIED_ROUNDINGS:
+        with np.errstate(all="ignore"):  # a saturated candidate rounds some o to 0; it fails anyway
+            by_hand = core.solve(**params, activation="elu", round_each_step=rounding)
+        for key in core.ANSWER_KEYS:
+            close = GRADING_TOLERANCE.close(getattr(by_hand, key), getattr(sol, key))
+            ok &= close.reshape(len(sol), -1).all(axis=1)
+    return ok
 
 
 def mistakes_distinguishable(params: dict[str, np.ndarray], sol: core.Solution) -> np.ndarray:

@@ -147,3 +147,12 @@ def test_every_variant_tells_every_mistake_apart_from_the_right_answer(many_vari
 def test_any_seed_and_id_give_a_good_problem(seed, student_id):
     p = variants.variant(seed, student_id)
     assert variants.good_problems(batch_of([p]))[0]
+
+
+@pytest.mark.parametrize("rounding", ["3 significant figures", "4 decimals"])
+def test_carried_rounding_is_within_tolerance_of_every_variant_key(many_variants, rounding):
+    batch, sol = many_variants
+    step = core.round_significant(3) if rounding == "3 significant figures" else core.round_decimals(4)
+    by_hand = core.solve(**batch, round_each_step=step)
+    for key in core.ANSWER_KEYS:
+        assert Tolerance().close(getattr(by_hand, key), getattr(sol, key)).all(), key
