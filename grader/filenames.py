@@ -24,6 +24,11 @@ def safe_stem(student_id: str) -> str:
     return f"{stem[:MAX_STEM]}-{digest}"
 
 
+def is_safe_stem(stem: str) -> bool:
+    """Whether ``stem`` is one safe_stem or assign_stems could have made (no path, no dot-file)."""
+    return bool(stem) and _UNSAFE.search(stem) is None and not stem.startswith(".") and len(stem) <= 2 * MAX_STEM
+
+
 def assign_stems(student_ids: list[str]) -> dict[str, str]:
     """A distinct safe stem for every id, also when two stems differ only in case."""
     stems: dict[str, str] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.filenames import safe_stem
+from grader.filenames import is_safe_stem, safe_stem
 from grader.jsonio import InputError, dumps, load_json_file, write_atomic
 from grader.params import Params, answers_to_json, solve_one
 
@@ -80,7 +80,7 @@ def _student_from_json(obj: Any, n: int) -> StudentRecord:
     except InputError as exc:
         raise InputError(f"{where}.params.{exc.field}" if exc.field else f"{where}.params", exc.reason) from None
     file_stem = obj.get("file_stem")
-    if not isinstance(file_stem, str) or safe_stem(file_stem) != file_stem:
+    if not isinstance(file_stem, str) or not is_safe_stem(file_stem):
         file_stem = safe_stem(student_id)  # never trust a hand-edited manifest with a path
     return StudentRecord(student_id, file_stem, params, dict(roster))
 

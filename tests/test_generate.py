@@ -299,3 +299,14 @@ def test_all_pdf_holds_every_key(canvas_class):
 
     stems = [s.file_stem for s in load_manifest(canvas_class / "manifest.json").students]
     assert pages(canvas_class / "keys" / "all.pdf") == sum(pages(canvas_class / "keys" / f"{stem}.pdf") for stem in stems)
+
+
+def test_manifest_keeps_a_long_case_collision_stem(tmp_path):
+    from grader.filenames import assign_stems
+    from grader.manifest import Manifest, StudentRecord, load_manifest
+    from grader.params import HW2
+
+    ids = ["a" * 64, "A" * 64]  # the second gets a suffix past 64 characters
+    stems = assign_stems(ids)
+    Manifest("f", tuple(StudentRecord(i, stems[i], HW2) for i in ids)).write(tmp_path / "m.json")
+    assert [s.file_stem for s in load_manifest(tmp_path / "m.json").students] == [stems[i] for i in ids]
