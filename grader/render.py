@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 import jinja2
 import numpy as np
 
-from grader import __version__, core, mistakes
+from grader import __version__, core, derivations, mistakes
 from grader.formatting import fixed
 from grader.jsonio import InputError, dumps
 from grader.params import HW2, Params, stack
@@ -676,7 +676,17 @@ def key_context(
         "update": _update_steps(params, worked),
         "summary": _summary(worked),
         "mistakes": _mistakes(worked, wrong),
+        "expressions": _expressions(params.activation),
     }
+
+
+def _expressions(activation: str) -> dict[str, list[dict[str, str]]]:
+    """The expected answers of parts 1 and 3 in the expression language students submit
+    derivations in, by part; empty for activations the reference expressions do not cover."""
+    if activation != "elu":
+        return {"part1": [], "part3": []}
+    rows = [{"key": key, "text": derivations.REFERENCE[key]} for key in DERIVATION_KEYS]
+    return {"part1": rows[:4], "part3": rows[4:]}
 
 
 def problem_context(

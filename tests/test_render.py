@@ -423,3 +423,12 @@ def test_a_wheel_installed_without_the_source_tree_renders_a_key(tmp_path):
     assert result.stdout == render.render_key(HW2, None, "md")
     where = subprocess.run([str(python), "-c", "import grader.render as r; print(r.default_templates_dir())"], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(venv)
+
+
+def test_key_shows_the_expected_derivations_in_the_expression_language():
+    from grader import derivations, render
+    from grader.params import HW2
+
+    key = render.render_key(HW2, None, "md")
+    for text in derivations.REFERENCE.values():
+        assert f"`{text}`" in key
