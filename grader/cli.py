@@ -99,5 +99,280 @@ def variant(seed, student_id):
     click.echo(dumps(variants.variant(seed, student_id).to_json()), nl=False)
 
 
+# --- grade and check (issue 4) ------------------------------------------------------------------
+
+from grader.tolerance import DEFAULT_ATOL, DEFAULT_RTOL  # noqa: E402  (issue 4's section of this file)
+
+PROGRESS_BAR_FROM = 500  # files; below this a run takes about a second and a bar is noise
+
+
+def _finite_non_negative(ctx, param, value):
+    import math
+
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter("must be a finite number >= 0")
+    return value
+
+
+def _default_manifest(path):
+    """The manifest to use: the one given, else ./manifest.json when it exists, else None."""
+    from pathlib import Path
+
+    from grader.grading import load_class_manifest
+    from grader.manifest import MANIFEST_NAME
+
+    if path is None and Path(MANIFEST_NAME).is_file():
+        path = MANIFEST_NAME
+    if path is None:
+        return None
+    try:
+        return load_class_manifest(path)
+    except InputError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+
+def _manifest_option(without: str):
+    return click.option(
+        "--manifest",
+        "manifest_path",
+        metavar="FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        help=f"The class manifest written by `hwgen generate`. Default: ./manifest.json if it exists; without one, {without}.",
+    )
+
+
+@cli.command()
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(exists=True))
+@_manifest_option("every file is graded against the HW#2 instance itself")
+@click.option("--out", "out_dir", default="grades", show_default=True, type=click.Path(file_okay=False), help="Folder for results.json, grades.csv, canvas.csv and feedback/.")
+@click.option("--rtol", type=float, default=DEFAULT_RTOL, show_default=True, callback=_finite_non_negative, help="Relative tolerance: an entry is right when |answer - expected| <= atol + rtol * |expected|.")
+@click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True, callback=_finite_non_negative, help="Absolute tolerance; it is what grades an expected value of exactly 0.")
+@click.option("--sigfigs", type=click.IntRange(1, 15), default=None, metavar="N", help="Grade to N significant figures instead of --rtol.")
+@click.option("--rubric", "rubric_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False), help="Rubric (TOML, or JSON) replacing the default grader/rubric.toml.")
+@click.option("--follow-through/--no-follow-through", default=True, show_default=True, help="Credit entries that are right for the student's own earlier (wrong) answers.")
+@click.option("--reveal", is_flag=True, help="Show the expected values in the feedback files.")
+@click.option("--assignment", default="HW2", show_default=True, help="The assignment column's name in canvas.csv.")
+def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path, follow_through, reveal, assignment):
+    """Grade answer files entry by entry, with follow-through credit and named mistakes.
+
+    SUBMISSIONS are *.json files or folders of them (searched recursively; other files are
+    listed as skipped). An entry is right when |answer - expected| <= atol + rtol * |expected|
+    (defaults: rtol 0.01, atol 0.001); an entry that is wrong against the key but right for the
+    student's own earlier answers earns follow-through credit. Writes OUT/results.json,
+    OUT/grades.csv, OUT/canvas.csv and OUT/feedback/<student>.md. Every file gets a result: a
+    malformed one is reported as invalid with the reason, and a roster student without a file
+    as missing. Exit code 0 unless the command line itself is wrong.
+
+    Example:
+
+        hwgen grade submissions/
+
+        hwgen grade inbox/ --manifest class/manifest.json --reveal
+    """
+    import sys
+
+    from grader import grading, reports
+    from grader.rubric import load_rubric
+    from grader.tolerance import Tolerance
+
+    manifest = _default_manifest(manifest_path)
+    try:
+        rubric = load_rubric(rubric_path)
+    except InputError as exc:
+        raise click.ClickException(f"{rubric_path}: {exc}") from None
+    tolerance = Tolerance(rtol=rtol, atol=atol, sigfigs=sigfigs)
+    files, skipped = grading.collect_files(submissions, exclude=[out_dir])
+    if manifest is None:
+        click.echo("No manifest: grading every file against the HW#2 instance itself (the original homework).", err=True)
+    for path in skipped:
+        click.echo(f"Skipped (not .json): {path}", err=True)
+
+    try:
+        if len(files) >= PROGRESS_BAR_FROM:
+            with click.progressbar(length=len(files), label="Reading and grading", file=sys.stderr) as bar:
+                gradebook = grading.grade_files(files, manifest, tolerance, rubric, follow_through, skipped, progress=bar.update)
+            with click.progressbar(length=len(gradebook.reports), label="Writing feedback", file=sys.stderr) as bar:
+                written = reports.write_reports(gradebook, out_dir, assignment, reveal, progress=bar.update)
+        else:
+            gradebook = grading.grade_files(files, manifest, tolerance, rubric, follow_through, skipped)
+            written = reports.write_reports(gradebook, out_dir, assignment, reveal)
+    except OSError as exc:  # the output folder, not a submission: those never raise
+        raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
+    for report in gradebook.reports:
+        if report.other_sources:
+            click.echo(f"Warning: {report.student_id}: several files; graded the newer {report.source}", err=True)
+    click.echo(reports.summary(gradebook), err=True)
+    click.echo(f"Wrote {written.results}, {written.grades}, {written.canvas} and {written.feedback_files} feedback files in {written.feedback_dir}.", err=True)
+
+
+@cli.command()
+@click.argument("file")
+@_manifest_option("answers must have the shapes of HW#2 (a 3-4-2 network)")
+def check(file, manifest_path):
+    """Check an answer file's form before submitting it ('-' reads standard input).
+
+    Reports what is missing or malformed, one line each; never says whether an answer is
+    right. Exit code 0 when the file is well-formed (blank answers are allowed), 1 when not.
+
+    Example:
+
+        hwgen check submission.json
+    """
+    from grader import submission as sub
+    from grader.grading import has_derivations
+    from grader.manifest import MANIFEST_NAME
+    from grader.params import HW2 as hw2
+
+    manifest = _default_manifest(manifest_path)
+    if manifest is None:
+        layouts = sub.layout_of(hw2)
+    else:
+        by_id = manifest.by_id()
+
+        def layouts(student_id):
+            if student_id not in by_id:
+                raise InputError("student_id", f"{student_id!r} is not in the manifest {manifest_path or MANIFEST_NAME}")
+            return sub.layout_of(by_id[student_id].params)
+
+    name = "standard input" if file == "-" else file
+    result = sub.read_submission(file, layouts)
+    problems = list(result.problems) if isinstance(result, sub.InvalidSubmission) else []
+    derivations = None if isinstance(result, sub.InvalidSubmission) else result.derivations
+    if has_derivations(derivations):
+        try:
+            from grader.derivations import check_derivations
+        except ImportError:
+            check_derivations = None
+        if check_derivations is not None:
+            problems += [f"derivations.{p}" if not p.startswith("derivations") else p for p in check_derivations(derivations)]
+    for line in result.warnings:
+        click.echo(f"{name}: warning: {line}")
+    if not isinstance(result, sub.InvalidSubmission):
+        for field in result.missing():
+            click.echo(f"{name}: missing: {field}")
+    for problem in problems:
+        click.echo(f"{name}: error: {problem}")
+    if problems:
+        click.echo(f"{name}: not well-formed ({len(problems)} problem{'s' if len(problems) != 1 else ''})")
+        raise SystemExit(1)
+    given = int((result.values == result.values).sum())  # NaN marks a missing entry
+    click.echo(f"{name}: well-formed; {given} of {result.layout.size} answer entries given")
+
+
+# --- generate and key (issue 3) -------------------------------------------------------------------
+
+
+def _progress_bars():
+    """A progress-bar factory for grader.generate on a terminal; None (no output) otherwise."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    return lambda label, total: click.progressbar(length=total, label=label, file=sys.stderr)
+
+
+def _load_roster(roster_path, count, id_column):
+    from grader import roster
+
+    if (roster_path is None) == (count is None):
+        raise click.UsageError("give either --roster FILE or --count N")
+    if count is not None:
+        if id_column is not None:
+            raise click.UsageError("--id-column needs --roster")
+        return roster.numbered_roster(count)
+    where = "standard input" if roster_path == "-" else roster_path
+    try:
+        loaded = roster.read_roster(roster_path, id_column)
+    except InputError as exc:
+        raise click.ClickException(f"{where}: {exc}") from None
+    if loaded.skipped:
+        rows = ", ".join(f"{row} ({why})" for row, why in loaded.skipped)
+        click.echo(f"Skipped rows that are not students: {rows}", err=True)
+    return loaded
+
+
+@cli.command()
+@seed_option
+@click.option("--roster", "roster_path", metavar="FILE", help="The class roster ('-' for standard input): a CSV with a student_id column, or a Canvas gradebook export as it comes.")
+@click.option("--count", type=click.IntRange(min=1), help="Instead of a roster, N made-up students student-001, student-002, ... for a quick try.")
+@click.option("--id-column", metavar="NAME", help="The roster column of student ids. Default: student_id, else SIS User ID, else ID.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The folder to write; created if missing.")
+@click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")
+@click.option("--pdf/--no-pdf", default=None, help="Compile PDF keys with pdflatex. Default: when pdflatex is installed.")
+@click.option("--force", is_flag=True, help="Replace an earlier hwgen output in --out (any other non-empty folder is never touched).")
+def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, force):
+    """Write every student's problem sheet and answer file, and the TAs' answer keys.
+
+    \b
+    OUT/manifest.json                   the class record (the seed only as a fingerprint)
+    OUT/students/<id>/problem.md, .tex  the student's own problem sheet
+    OUT/students/<id>/submission.json   their blank answer file
+    OUT/keys/<id>.md, .tex, .pdf        their worked answer key
+    OUT/keys/all.pdf                    every key in one document, for printing
+
+    The same seed and roster give byte-identical files. PDF keys need pdflatex and take
+    about a second of one CPU each, so a large class takes a while; --no-pdf writes a
+    class of hundreds in seconds.
+
+    Example:
+
+        HWGEN_SEED=s3cret hwgen generate --roster roster.csv --out class
+
+        hwgen generate --seed s3cret --count 5 --out try --no-pdf
+    """
+    from grader import generate as bundle
+
+    loaded = _load_roster(roster_path, count, id_column)
+    if pdf is None and bundle.pdflatex_path() is None:
+        warn("pdflatex is not installed, so the keys have no PDF (Debian: apt-get install texlive-latex-recommended)")
+    try:
+        result = bundle.generate_class(seed, loaded.entries, out_dir, templates_dir, pdf, force, _progress_bars())
+    except (InputError, bundle.PdfError) as exc:
+        raise click.ClickException(str(exc)) from None
+    students = f"{result.students} student{'s' if result.students != 1 else ''}"
+    keys = "keys (Markdown, LaTeX and PDF)" if result.pdf else "keys (Markdown and LaTeX)"
+    click.echo(f"Wrote {students} to {out_dir}: manifest.json, problem sheets and answer files, {keys}.", err=True)
+
+
+@cli.command()
+@click.option("--seed", envvar="HWGEN_SEED", help=SEED_HELP + " Needed with --student.")
+@click.option("--student", "student_id", help="Print this student's key (their variant of the seed).")
+@click.option("--params", "params_path", metavar="FILE", help="Print the key of the instance in this parameters JSON ('-' for standard input).")
+@click.option("--format", "fmt", type=click.Choice(["md", "tex"]), default="md", show_default=True, help="md: Markdown with $-math (GitHub, Jupyter); tex: a LaTeX document for pdflatex.")
+@click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")
+def key(seed, student_id, params_path, fmt, templates_dir):
+    """Print one answer key: a worked model solution of all five parts.
+
+    With --student, the key of that student's variant; with --params, of any instance (any
+    sizes, any activation: elu, relu, leaky_relu, sigmoid, tanh); with neither, of the HW#2
+    instance itself.
+
+    Example:
+
+        hwgen key
+
+        HWGEN_SEED=s3cret hwgen key --student 2018170622 --format tex > key.tex
+
+        hwgen key --params my_instance.json
+    """
+    from grader import render
+
+    if student_id is not None and params_path is not None:
+        raise click.UsageError("give --student or --params, not both")
+    fingerprint = None
+    if student_id is not None:
+        if not seed:
+            raise click.UsageError("--student needs --seed (or the HWGEN_SEED environment variable)")
+        params = variants.variant(seed, student_id)
+        fingerprint = variants.seed_fingerprint(seed)
+    else:
+        params = load_params(params_path)
+    try:
+        text = render.render_key(params, student_id, fmt, templates_dir, seed_fingerprint=fingerprint)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(text, nl=False)
+
+
 def main(**kwargs):
     cli(**kwargs)

@@ -1,0 +1,789 @@
+"""Is it right? Grading well-formed submissions entry by entry, batched for a whole class.
+
+Every entry of every answer gets one status:
+
+    right           within tolerance of the key; or within tolerance of the value recomputed
+                    from the student's own earlier answers when those were right themselves
+                    (a student who rounds every step and carries the rounded values forward)
+    follow-through  wrong against the key, but right when recomputed from the student's own
+                    earlier answers, some of which were wrong (an error carried forward)
+    mistake:<id>    wrong, and equal to what a catalogued mistake (grader/mistakes.py) gives on
+                    the key's chain or on the student's own chain, in a student whose answer
+                    matches that mistake at every entry it visibly changes
+    wrong           none of the above
+    missing         not given (null or absent)
+
+in that order of precedence. A gradient given in the shape of its transpose is read transposed
+back; its entries that would have earned credit are the transposed-gradient mistake instead.
+
+The chain a quantity is recomputed from: h from u; z from h; o from z; loss from o; grad_w
+from o and h; grad_v from o, u and the given w; w_new from grad_w; v_new from grad_v. The given
+data (x, v, w, target, lr) always come from the student's own variant, never from the file.
+
+Students are grouped by activation and network size; each group is graded with one
+``core.solve`` call and whole-array NumPy for every entry of every student at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from grader import core, mistakes
+from grader.filenames import assign_stems, safe_stem
+from grader.jsonio import InputError
+from grader.manifest import Manifest, StudentRecord
+from grader.params import HW2, PARAM_KEYS, Params, stack
+from grader.rubric import DEFAULT_RUBRIC, Rubric
+from grader.submission import InvalidSubmission, Layout, Submission, layout_of, parse_json, read_bytes, read_submission
+from grader.tolerance import Tolerance
+
+GRADED, INVALID, MISSING = "graded", "invalid", "missing"  # a student's status
+
+# An entry's status is stored as a small integer code; mistakes follow the fixed codes.
+MISSING_CODE, WRONG_CODE, RIGHT_CODE, FOLLOW_CODE = 0, 1, 2, 3
+MISTAKE_BASE = 4
+STATUS_NAMES = ("missing", "wrong", "right", "follow-through", *(f"mistake:{m}" for m in mistakes.MISTAKE_IDS))
+TRANSPOSED_CODE = MISTAKE_BASE + mistakes.MISTAKE_IDS.index("transposed-gradient")
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """One entry of one answer, as the feedback shows it."""
+
+    name: str  # as the problem writes it: u_1, L, dL/dw_12
+    status: str  # one of STATUS_NAMES
+    answer: float | None  # the student's value; None when missing
+    expected: float  # the key's value
+    credit: float  # points earned for this entry
+    mistake: str | None = None  # the mistake id when the status is mistake:<id>
+
+
+@dataclass(frozen=True, eq=False)
+class QuantityResult:
+    """One answer of one student: every entry's status and the points it earned."""
+
+    key: str  # an answer key of core.ANSWER_KEYS
+    part: str  # the rubric part grading it
+    points: float  # what the whole answer is worth
+    codes: np.ndarray  # (entries,) int8 status codes, flat (row-major) in the expected shape
+    answer: np.ndarray  # (entries,) the student's values, NaN where missing
+    expected: np.ndarray  # (entries,) the key's values
+    credit: np.ndarray  # (entries,) points earned by each entry
+    names: tuple[str, ...]  # each entry's name as the problem writes it
+    transposed: bool = False  # the student wrote it in the shape of its transpose
+
+    @property
+    def score(self) -> float:
+        return float(self.credit.sum())
+
+    @property
+    def statuses(self) -> list[str]:
+        return [STATUS_NAMES[c] for c in self.codes.tolist()]
+
+    def entries(self) -> list[EntryResult]:
+        """Every entry with its name, status, values and credit."""
+        return [
+            EntryResult(name, STATUS_NAMES[code], None if answer != answer else answer, expected, credit,  # NaN -> None
+                        STATUS_NAMES[code].removeprefix("mistake:") if code >= MISTAKE_BASE else None)
+            for name, code, answer, expected, credit in zip(
+                self.names, self.codes.tolist(), self.answer.tolist(), self.expected.tolist(), self.credit.tolist()
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class PartScore:
+    """A part's score; ``score`` and ``max_score`` are None when the part is not graded."""
+
+    part: str  # "1" .. "5"
+    score: float | None
+    max_score: float | None
+
+    @property
+    def graded(self) -> bool:
+        return self.score is not None
+
+
+@dataclass(frozen=True, eq=False)
+class GradeReport:
+    """Everything about one student (or one file no student could be matched to).
+
+    A graded report keeps its entries as rows of the batch's arrays (``codes``, ``answers``,
+    ``expected``, ``credit``, flat in ``layout`` order); ``quantities`` views them per answer.
+    """
+
+    student_id: str | None  # None for a file that says no usable id
+    status: str  # "graded", "invalid" or "missing"
+    score: float  # sum of the graded parts (0 when invalid or missing)
+    max_score: float  # sum of the graded parts' maxima
+    parts: tuple[PartScore, ...]  # every rubric part, in order; ungraded ones with None scores
+    misconceptions: tuple[str, ...] = ()  # mistake ids named, in catalogue order
+    follow_through: tuple[str, ...] = ()  # answer keys with an entry earning follow-through
+    errors: tuple[str, ...] = ()  # why the file is invalid, one line each
+    warnings: tuple[str, ...] = ()  # unknown keys, numeric id, a second file, ...
+    source: str | None = None  # the file graded
+    other_sources: tuple[str, ...] = ()  # older files for the same student, not graded
+    layout: Layout | None = None  # where each answer's entries are in the rows below
+    codes: np.ndarray | None = None  # (entries,) int8 status codes (see STATUS_NAMES)
+    answers: np.ndarray | None = None  # (entries,) the student's values, NaN where missing
+    expected: np.ndarray | None = None  # (entries,) the key's values
+    credit: np.ndarray | None = None  # (entries,) points earned by each entry
+    transposed: frozenset[str] = frozenset()  # answers written in the shape of their transpose
+    part_of: Mapping[str, str] = field(default_factory=dict)  # answer key -> rubric part
+    points: Mapping[str, float] = field(default_factory=dict)  # answer key -> its points
+    derivations: Mapping[str, Any] = field(default_factory=dict)  # key -> derivations.DerivationResult
+    roster: Mapping[str, str] = field(default_factory=dict)  # kept roster columns (manifest)
+    file_stem: str | None = None  # for feedback/<stem>.md; None: no feedback file
+
+    @property
+    def quantities(self) -> tuple[QuantityResult, ...]:
+        """Per answer, in ANSWER_KEYS order; empty unless graded."""
+        if self.codes is None or self.layout is None:
+            return ()
+        return tuple(self.quantity(key) for key in core.ANSWER_KEYS)
+
+    def quantity(self, key: str) -> QuantityResult:
+        s = self.layout.slices[key]
+        return QuantityResult(
+            key, self.part_of[key], self.points[key], self.codes[s], self.answers[s], self.expected[s], self.credit[s],
+            self.layout.entry_names(key), key in self.transposed,
+        )
+
+    def statuses(self, key: str) -> list[str]:
+        """The statuses of answer ``key``'s entries, flat in row-major order."""
+        return [STATUS_NAMES[c] for c in self.codes[self.layout.slices[key]].tolist()]
+
+
+@dataclass(frozen=True)
+class Gradebook:
+    """The outcome of grading a class: one report per roster student and per unmatched file."""
+
+    reports: tuple[GradeReport, ...]  # roster students by id, then unmatched files by path
+    tolerance: Tolerance
+    rubric: Rubric
+    follow_through: bool
+    manifest_used: bool  # False: everyone graded against the HW#2 instance
+    skipped: tuple[str, ...] = ()  # files that are not *.json, listed and left alone
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.reports)
+
+
+# --- The batched engine -----------------------------------------------------------------------------
+
+
+def _close(tol: Tolerance, answer: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Tolerance.close, except that a non-finite expected value (the log of a student's 0) is
+    never matched: |a - inf| <= atol + rtol * inf would otherwise hold."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return tol.close(answer, expected) & np.isfinite(expected)
+
+
+def _recomputed(stu: dict[str, np.ndarray], given: dict[str, np.ndarray], activation: str) -> dict[str, np.ndarray]:
+    """Each quantity recomputed from the student's own earlier answers (NaN where one is missing)."""
+    act = core.ACTIVATIONS[activation]
+    x, v, w, target, lr = (given[k] for k in ("x", "v", "w", "target", "lr"))
+    target_class = np.argmax(target, axis=1)[:, None]
+    dz = stu["o"] - target  # (N, K)
+    with np.errstate(all="ignore"):
+        out = {
+            "h": act.f(stu["u"]),
+            "z": np.einsum("nkj,nj->nk", w, stu["h"]),
+            "o": core.softmax(stu["z"]),
+            # Only o at the target class enters the loss, so a blank elsewhere does not matter.
+            "loss": -np.log(np.take_along_axis(stu["o"], target_class, axis=1)[:, 0]),
+            "grad_w": dz[:, :, None] * stu["h"][:, None, :],
+            "grad_v": (np.einsum("nk,nkj->nj", dz, w) * act.df(stu["u"]))[:, :, None] * x[:, None, :],
+            "w_new": w - lr[:, None, None] * stu["grad_w"],
+            "v_new": v - lr[:, None, None] * stu["grad_v"],
+        }
+    return out
+
+
+def _inputs_right(key: str, right: dict[str, np.ndarray], target: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Per entry of ``key`` (batched ``shape``): were the answers it is recomputed from all right?"""
+    if key == "h":
+        return right["u"]
+    if key == "z":
+        return np.broadcast_to(right["h"].all(axis=1)[:, None], shape)
+    if key == "o":
+        return np.broadcast_to(right["z"].all(axis=1)[:, None], shape)
+    if key == "loss":
+        return (right["o"] & (target > 0)).any(axis=1)
+    if key == "grad_w":
+        return right["o"][:, :, None] & right["h"][:, None, :]
+    if key == "grad_v":
+        return right["o"].all(axis=1)[:, None, None] & right["u"][:, :, None]
+    if key == "w_new":
+        return right["grad_w"]
+    if key == "v_new":
+        return right["grad_v"]
+    raise KeyError(key)
+
+
+def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Entries that show a mistake made: those matching its value, in the students whose answer
+    matches it at every given entry the mistake visibly changes (and it changes one at least).
+
+    Asking for the whole pattern, not entry by entry, is what tells mistakes apart where one
+    entry coincides: with e^u = 0.5, ELU' taken as e^u - 1 flips the sign of that row of dL/dv
+    exactly as o* - o does, but o* - o flips the other rows too.
+    """
+    n = answer.shape[0]
+    matches = _close(tol, answer, wrong_value)
+    changed = given & np.isfinite(wrong_value) & np.isfinite(correct) & ~_close(tol, wrong_value, correct)
+    changed2, matches2 = changed.reshape(n, -1), matches.reshape(n, -1)
+    coherent = changed2.any(axis=1) & (matches2 | ~changed2).all(axis=1)
+    return matches & coherent.reshape((n,) + (1,) * (answer.ndim - 1))
+
+
+def entry_codes(
+    stu: dict[str, np.ndarray],
+    given: dict[str, np.ndarray],
+    activation: str,
+    tolerance: Tolerance,
+    follow_through: bool = True,
+    transposed: Mapping[str, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], core.Solution]:
+    """Status codes of every entry, batched: ``stu`` maps answer keys to (N, *shape) arrays with
+    NaN where missing; ``given`` is the batched given data (params.stack). Returns the codes per
+    key, (N, *shape) int8, and the key's solution."""
+    key_sol = core.solve(**given, activation=activation)
+    n = len(key_sol)
+    ft_values = _recomputed(stu, given, activation)
+    key_chain = mistakes.chain_from(given, key_sol, activation)
+    stu_chain = mistakes.chain_from(given, stu, activation)
+    right: dict[str, np.ndarray] = {}
+    codes: dict[str, np.ndarray] = {}
+    for key in core.ANSWER_KEYS:
+        answer = stu[key]
+        expected = getattr(key_sol, key)
+        is_right = _close(tolerance, answer, expected)
+        ft_value = ft_values.get(key)
+        is_follow = np.zeros_like(is_right)
+        if ft_value is not None:
+            consistent = _close(tolerance, answer, ft_value)
+            is_right |= consistent & _inputs_right(key, right, given["target"], answer.shape)
+            if follow_through:
+                is_follow = consistent & ~is_right
+        right[key] = is_right
+        code = np.full(answer.shape, WRONG_CODE, dtype=np.int8)
+        code[is_follow] = FOLLOW_CODE
+        code[is_right] = RIGHT_CODE
+        open_ = code == WRONG_CODE
+        given_entries = ~np.isnan(answer)
+        for mistake in mistakes.applicable(key, activation):
+            if not open_.any():
+                break
+            found = np.zeros_like(open_)
+            for chain, correct in ((key_chain, expected), (stu_chain, ft_value)):
+                if correct is None:
+                    continue
+                wrong_value = mistakes.spoiled(chain, mistake)
+                if wrong_value.shape != answer.shape:
+                    continue  # a transposed non-square matrix: told apart by its shape (below)
+                found |= _made(tolerance, answer, wrong_value, correct, given_entries)
+            hit = open_ & found
+            code[hit] = MISTAKE_BASE + mistakes.MISTAKE_IDS.index(mistake.id)
+            open_ &= ~hit
+        if transposed is not None and key in transposed:
+            # Values right, layout wrong: the entries that would have earned credit are the mistake.
+            flip = transposed[key].reshape((n,) + (1,) * (answer.ndim - 1)) & ((code == RIGHT_CODE) | (code == FOLLOW_CODE))
+            code[flip] = TRANSPOSED_CODE
+        code[np.isnan(answer)] = MISSING_CODE
+        codes[key] = code
+    return codes, key_sol
+
+
+def credit_table(rubric: Rubric, follow_through: bool = True) -> np.ndarray:
+    """The fraction of an entry's points earned, indexed by status code."""
+    table = np.zeros(len(STATUS_NAMES))
+    table[RIGHT_CODE] = 1.0
+    table[FOLLOW_CODE] = rubric.follow_through if follow_through else 0.0
+    for n, mistake_id in enumerate(mistakes.MISTAKE_IDS):
+        table[MISTAKE_BASE + n] = rubric.credit_for(mistake_id)
+    return table
+
+
+@dataclass(frozen=True)
+class _Student:
+    """A student to grade: their submission and the instance they were given."""
+
+    submission: Submission
+    params: Params
+    extra: dict  # further GradeReport fields (roster, stem, other sources, warnings)
+
+
+def _derivation_grader() -> Callable | None:
+    """grader.derivations.grade_derivations, remembering answers already graded; None while
+    that module does not exist.
+
+    Grading one expression costs milliseconds and a class writes few distinct ones, so each
+    (key, text) is graded once. That relies on a derivation's grade depending on its own text
+    only, which is how grader.derivations grades (grade_derivation(key, value)).
+    """
+    try:
+        module = importlib.import_module("grader.derivations")
+    except ModuleNotFoundError as exc:
+        if exc.name == "grader.derivations":
+            return None
+        raise
+    grade_all = getattr(module, "grade_derivations", None)
+    grade_one = getattr(module, "grade_derivation", None)
+    required = getattr(module, "REQUIRED_KEYS", None)
+    loss_key = getattr(module, "LOSS_KEY", None)
+    if grade_all is None or grade_one is None or required is None:
+        return grade_all
+    cache: dict[tuple, Any] = {}
+
+    def grade(derivations: Any) -> dict[str, Any]:
+        if not isinstance(derivations, dict):
+            return grade_all(derivations)
+        keys = (*required, *((loss_key,) if loss_key is not None and loss_key in derivations else ()))
+        out = {}
+        for key in keys:
+            value = derivations.get(key)
+            if not isinstance(value, (str, type(None))):
+                out[key] = grade_one(key, value)  # a list or a number: rare, and not hashable as is
+                continue
+            memo = (key, value)
+            if memo not in cache:
+                cache[memo] = grade_one(key, value)
+            out[key] = cache[memo]
+        return out
+
+    return grade
+
+
+def has_derivations(derivations: Any) -> bool:
+    """Did the student write any derivation (an all-null block from the blank file is none)?"""
+    return isinstance(derivations, dict) and any(value is not None for value in derivations.values())
+
+
+def _round(x: float) -> float:
+    return round(float(x), 6) + 0.0  # sums of entry shares: 14.999999999999998 -> 15.0
+
+
+def grade_students(
+    students: Sequence[_Student],
+    tolerance: Tolerance,
+    rubric: Rubric = DEFAULT_RUBRIC,
+    follow_through: bool = True,
+) -> list[GradeReport]:
+    """Grade well-formed submissions, one group of equal activation and size at a time."""
+    reports: list[GradeReport | None] = [None] * len(students)
+    groups: dict[tuple, list[int]] = {}
+    for n, s in enumerate(students):
+        groups.setdefault((s.params.activation, s.params.sizes), []).append(n)
+    credit = credit_table(rubric, follow_through)
+    grade_derivations = _derivation_grader() if rubric.derivations else None
+    for (activation, sizes), members in groups.items():
+        _grade_group([students[n] for n in members], activation, tolerance, rubric, follow_through, credit, grade_derivations, reports, members)
+    return reports  # type: ignore[return-value]
+
+
+def _grade_group(group, activation, tolerance, rubric, follow_through, credit, grade_derivations, reports, members):
+    layout = group[0].submission.layout
+    n = len(group)
+    given = stack([s.params for s in group])
+    flat = np.stack([s.submission.values for s in group])  # (N, entries)
+    stu = {key: flat[:, layout.slices[key]].reshape((n, *layout.shapes[key])) for key in core.ANSWER_KEYS}
+    transposed = {key: np.array([key in s.submission.transposed for s in group]) for key in ("grad_w", "grad_v")}
+    codes, key_sol = entry_codes(stu, given, activation, tolerance, follow_through, transposed)
+
+    all_codes = np.concatenate([codes[key].reshape(n, -1) for key in core.ANSWER_KEYS], axis=1)  # (N, entries)
+    expected = np.concatenate([getattr(key_sol, key).reshape(n, -1) for key in core.ANSWER_KEYS], axis=1)
+    share = np.concatenate([np.full(s.stop - s.start, rubric.points(key) / (s.stop - s.start)) for key, s in layout.slices.items()])
+    entry_credit = credit[all_codes] * share  # (N, entries) points earned per entry
+    part_of = {key: rubric.part_of(key) for key in core.ANSWER_KEYS}
+    points = {key: rubric.points(key) for key in core.ANSWER_KEYS}
+    part_max = {part: sum(p.values()) for part, p in rubric.answers.items()}
+    part_scores = {
+        part: np.round(sum(entry_credit[:, layout.slices[key]].sum(axis=1) for key in keys), 6).tolist()
+        for part, keys in rubric.answers.items()
+    }
+    mistake_hits = np.stack([(all_codes == MISTAKE_BASE + m).any(axis=1) for m in range(len(mistakes.MISTAKE_IDS))], axis=1)
+    mistake_hits[:, TRANSPOSED_CODE - MISTAKE_BASE] |= transposed["grad_w"] | transposed["grad_v"]
+    follow_hits = np.stack([(codes[key].reshape(n, -1) == FOLLOW_CODE).any(axis=1) for key in core.ANSWER_KEYS], axis=1)
+    hits_list, follow_list = mistake_hits.tolist(), follow_hits.tolist()
+    part_order = rubric.parts
+
+    for row, (student, slot) in enumerate(zip(group, members)):
+        sub = student.submission
+        misconceptions = [mid for mid, hit in zip(mistakes.MISTAKE_IDS, hits_list[row]) if hit]
+        parts = {part: PartScore(part, part_scores[part][row], part_max[part]) for part in rubric.answers}
+        derivation_results: dict[str, Any] = {}
+        warnings = list(sub.warnings) + list(student.extra.pop("warnings", ()))
+        if grade_derivations is not None and has_derivations(sub.derivations):
+            try:
+                derivation_results = dict(grade_derivations(sub.derivations))
+            except Exception as exc:  # one student's odd derivations must not stop the class
+                warnings.append(f"derivations: could not be graded ({type(exc).__name__}: {exc}); parts left ungraded")
+        for part, part_points in rubric.derivations.items():
+            if derivation_results:
+                got = sum(p * float(getattr(derivation_results.get(k), "fraction", 0.0)) for k, p in part_points.items())
+                parts[part] = PartScore(part, _round(got), sum(part_points.values()))
+            else:
+                parts[part] = PartScore(part, None, None)
+        for result in derivation_results.values():
+            if result.mistake and result.mistake not in misconceptions:
+                misconceptions.append(result.mistake)
+        ordered = tuple(parts[p] for p in part_order)
+        reports[slot] = GradeReport(
+            student_id=sub.student_id,
+            status=GRADED,
+            score=_round(sum(p.score for p in ordered if p.score is not None)),
+            max_score=_round(sum(p.max_score for p in ordered if p.max_score is not None)),
+            parts=ordered,
+            misconceptions=tuple(_catalogue_order(misconceptions)) if len(misconceptions) > 1 else tuple(misconceptions),
+            follow_through=tuple(key for key, hit in zip(core.ANSWER_KEYS, follow_list[row]) if hit),
+            warnings=tuple(warnings),
+            source=sub.source,
+            layout=layout,
+            codes=all_codes[row],
+            answers=sub.values,
+            expected=expected[row],
+            credit=entry_credit[row],
+            transposed=sub.transposed,
+            part_of=part_of,
+            points=points,
+            derivations=derivation_results,
+            **student.extra,
+        )
+
+
+def _catalogue_order(ids: Iterable[str]) -> list[str]:
+    known = list(mistakes.MISTAKE_IDS)
+    return sorted(set(ids), key=lambda i: (known.index(i) if i in known else len(known), i))
+
+
+def _ungraded_parts(rubric: Rubric) -> tuple[PartScore, ...]:
+    """Every part at 0 out of its maximum for answers; derivation parts ungraded."""
+    answers = {part: PartScore(part, 0.0, sum(p.values())) for part, p in rubric.answers.items()}
+    return tuple(answers.get(part, PartScore(part, None, None)) for part in rubric.parts)
+
+
+def _empty_report(rubric: Rubric, status: str, **fields) -> GradeReport:
+    parts = _ungraded_parts(rubric)
+    return GradeReport(status=status, score=0.0, max_score=_round(sum(p.max_score for p in parts if p.graded)), parts=parts, **fields)
+
+
+# --- Files to reports ---------------------------------------------------------------------------------
+
+
+def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike] = ()) -> tuple[list[str], list[str]]:
+    """The *.json files among ``paths`` (folders searched recursively, in sorted order) and the
+    other files found there, which are skipped. Folders in ``exclude`` (the output folder) are
+    not searched; a file reached twice (a folder and a file in it both given) counts once."""
+    excluded = {os.path.realpath(p) for p in exclude}
+    found: list[str] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str, key: str) -> None:
+        if key not in seen:
+            seen.add(key)
+            (found if path.lower().endswith(".json") else skipped).append(path)
+
+    for path in map(os.fspath, paths):
+        if not os.path.isdir(path):
+            add(path, os.path.realpath(path))
+            continue
+        real_root = os.path.realpath(path)
+        for root, dirs, files in os.walk(path):  # symlinked folders are not followed: no loops
+            real = os.path.join(real_root, os.path.relpath(root, path))
+            dirs[:] = sorted(d for d in dirs if os.path.normpath(os.path.join(real, d)) not in excluded)
+            for name in sorted(files):
+                add(os.path.join(root, name), os.path.normpath(os.path.join(real, name)))
+    return found, skipped
+
+
+MAX_MANIFEST_BYTES = 1 << 30  # a manifest holds about 2 kB per student: 1 GiB is half a million
+_STORED_ANSWERS = b'"answers": {'
+
+
+def _without_stored_answers(data: bytes) -> bytes:
+    """The manifest text with each stored answers object replaced by null (see load_class_manifest);
+    the text unchanged if any of them holds a brace, which hwgen never writes there."""
+    pieces = data.split(_STORED_ANSWERS)
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        end = piece.find(b"}")
+        if end < 0 or piece.find(b"{", 0, end) >= 0:
+            return data
+        out.append(b'"answers": null')
+        out.append(piece[end + 1 :])
+    return b"".join(out)
+
+
+def load_class_manifest(path: str | os.PathLike) -> Manifest:
+    """manifest.load_manifest, for classes of any size, and fast.
+
+    load_manifest reads through jsonio's 1 MiB limit for untrusted input, which a class of a
+    few hundred students exceeds, and validates student by student (a second per ten thousand).
+    This reads the file itself and validates the usual manifest (one network size, plain
+    numbers) in whole arrays; anything unusual goes through the manifest module's own
+    per-student validation, so the errors are its errors.
+    """
+    from grader import manifest as manifest_module
+
+    data = read_bytes(path, MAX_MANIFEST_BYTES)[0]
+    # The answers stored in a manifest are for people; grading recomputes them from params. They
+    # are over half the file and most of its parsing time, so they are cut out before parsing
+    # (an answers object holds no braces: the pattern ends at its own). If that leaves anything
+    # but valid JSON, the file is parsed whole, so that any error is the file's own.
+    slim = _without_stored_answers(data)
+    # The instructor's own file, written by hwgen: the C parser's recursion guard is enough,
+    # and walking every node for depth or repeated keys would cost a second per 10,000 students.
+    try:
+        obj = parse_json(slim, check_duplicates=False, check_depth=False)
+    except InputError:
+        obj = parse_json(data, check_duplicates=False, check_depth=False)
+    if not isinstance(obj, dict) or not isinstance(obj.get("students"), list):
+        raise InputError("students", "a manifest is an object with a list of students")
+    students = _records_fast(obj["students"])
+    if students is None:
+        students = tuple(manifest_module._student_from_json(s, n) for n, s in enumerate(obj["students"]))
+    seen: set[str] = set()
+    for s in students:
+        if s.student_id in seen:
+            raise InputError("students", f"student id {s.student_id!r} appears twice")
+        seen.add(s.student_id)
+    return Manifest(
+        seed_fingerprint=str(obj.get("seed_fingerprint", "")),
+        students=students,
+        hwgen_version=str(obj.get("hwgen_version", "")),
+    )
+
+
+_PARAM_KEYS = frozenset(PARAM_KEYS)
+_REQUIRED_PARAMS = frozenset(("x", "v", "w", "target", "lr"))
+_NUMBER = frozenset((int, float))
+
+
+def _numbers(rows: list, depth: int) -> bool:
+    """Are ``rows`` lists (of lists, at depth 2) of plain numbers?"""
+    items: Iterable = rows
+    for _ in range(depth):
+        if not all(type(item) is list for item in items):
+            return False
+        items = [x for item in items for x in item]
+    return set(map(type, items)) <= _NUMBER
+
+
+def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
+    """StudentRecords for a manifest of one network size and plain values, validated in whole
+    arrays; None as soon as anything is unusual (the caller then validates one by one)."""
+    ids, stems, rosters, acts = [], [], [], []
+    xs, vs, ws, ts, lrs = [], [], [], [], []
+    for entry in entries:
+        if type(entry) is not dict:
+            return None
+        sid, roster, p = entry.get("student_id"), entry.get("roster", {}), entry.get("params")
+        if type(sid) is not str or not sid or type(roster) is not dict or type(p) is not dict:
+            return None
+        if not all(type(value) is str for value in roster.values()):
+            return None
+        if not (_REQUIRED_PARAMS <= p.keys() <= _PARAM_KEYS) or type(p["lr"]) not in _NUMBER:
+            return None
+        activation = p.get("activation", "elu")
+        if type(activation) is not str or activation not in core.ACTIVATIONS:
+            return None
+        stem = entry.get("file_stem")
+        ids.append(sid)
+        stems.append(stem if type(stem) is str and safe_stem(stem) == stem else safe_stem(sid))
+        rosters.append(dict(roster))
+        acts.append(activation)
+        xs.append(p["x"]), vs.append(p["v"]), ws.append(p["w"]), ts.append(p["target"]), lrs.append(p["lr"])
+    if not (_numbers(xs, 1) and _numbers(ts, 1) and _numbers(vs, 2) and _numbers(ws, 2)):
+        return None
+    try:
+        with np.errstate(over="ignore"):
+            x, v, w, t, lr = (np.array(a, dtype=np.float64) for a in (xs, vs, ws, ts, lrs))
+    except (ValueError, OverflowError):  # ragged (more than one size), or an int beyond float
+        return None
+    n = len(ids)
+    if x.ndim != 2 or v.ndim != 3 or w.ndim != 3 or t.ndim != 2 or x.shape[0] != n:
+        return None
+    if v.shape[2] != x.shape[1] or w.shape[2] != v.shape[1] or t.shape[1] != w.shape[1]:
+        return None
+    if not all(np.isfinite(a).all() for a in (x, v, w, t, lr)) or not (lr > 0).all():
+        return None
+    # One-hot is about the exact values written, as in Params.checked.
+    if not (np.isin(t, (0.0, 1.0)).all() and (t.sum(axis=1) == 1.0).all()):
+        return None
+    return tuple(
+        StudentRecord(sid, stem, Params(x[k], v[k], w[k], t[k], float(lr[k]), act), roster)
+        for k, (sid, stem, roster, act) in enumerate(zip(ids, stems, rosters, acts))
+    )
+
+
+# --- Using every core ------------------------------------------------------------------------------
+
+PARALLEL_FROM = 2000  # items; below this, starting processes costs more than it saves
+CHUNK = 500  # items per task: big enough to amortise the hand-over, small enough to balance
+_FORKED: tuple = ()  # what a forked worker inherits instead of having it pickled: (func, args)
+
+
+def workers_for(count: int) -> int:
+    """How many processes to use for ``count`` items: one per core (HWGEN_WORKERS overrides),
+    and one unless the items are many and processes can be forked (Linux)."""
+    setting = os.environ.get("HWGEN_WORKERS", "")
+    if setting.isdigit() and int(setting) > 0:
+        cores = int(setting)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2 or count < PARALLEL_FROM or not sys.platform.startswith("linux"):
+        return 1
+    return min(cores, 8)
+
+
+def _run_forked(bounds: tuple[int, int]):
+    func, items, args = _FORKED
+    return func(items[bounds[0] : bounds[1]], *args)
+
+
+def chunked_map(
+    func: Callable,
+    items: list,
+    args: tuple = (),
+    progress: Callable[[int], None] | None = None,
+    meanwhile: Callable[[], Any] | None = None,
+) -> list:
+    """``func(chunk, *args)`` over chunks of ``items``, results concatenated in order.
+
+    With many items the chunks go to forked worker processes, which inherit ``func``, the items
+    and ``args`` (closures included) instead of receiving them pickled; only results travel.
+    ``meanwhile`` (if given) runs in this process while they work, on a core of its own. Forking
+    keeps this to Linux, where it is safe and the default.
+    """
+    global _FORKED
+    bounds = [(start, min(start + CHUNK, len(items))) for start in range(0, len(items), CHUNK)]
+    out: list = []
+    workers = workers_for(len(items))
+    if meanwhile is not None and workers > 1:
+        workers -= 1  # this process is busy with ``meanwhile``: one core is taken already
+    if workers_for(len(items)) == 1:
+        for start, stop in bounds:
+            out.extend(func(items[start:stop], *args))
+            if progress is not None:
+                progress(stop - start)
+        if meanwhile is not None:
+            meanwhile()
+        return out
+    import multiprocessing
+
+    _FORKED = (func, items, args)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.imap(_run_forked, bounds)  # every task is handed out at once
+            if meanwhile is not None:
+                meanwhile()
+            for (start, stop), part in zip(bounds, parts):
+                out.extend(part)
+                if progress is not None:
+                    progress(stop - start)
+    finally:
+        _FORKED = ()
+    return out
+
+
+def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmission]:
+    return [read_submission(path, layouts) for path in paths]
+
+
+def _manifest_layouts(manifest: Manifest):
+    by_id = manifest.by_id()
+
+    def layout(student_id: str) -> Layout:
+        record = by_id.get(student_id)
+        if record is None:
+            raise InputError("student_id", f"{student_id!r} is not in the manifest")
+        return layout_of(record.params)
+
+    return layout
+
+
+def grade_files(
+    files: Sequence[str],
+    manifest: Manifest | None = None,
+    tolerance: Tolerance = Tolerance(),
+    rubric: Rubric = DEFAULT_RUBRIC,
+    follow_through: bool = True,
+    skipped: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> Gradebook:
+    """Read and grade every file; one report per roster student and per file matched to no one.
+
+    Without a manifest every file is graded against the HW#2 instance and the roster is the set
+    of ids found. Two files for one student: the newer is graded (by modification time, then by
+    path), and both are named in the report.
+    """
+    layouts = _manifest_layouts(manifest) if manifest is not None else layout_of(HW2)
+    results: list[Submission | InvalidSubmission] = chunked_map(_read_chunk, list(files), (layouts,), progress)
+
+    roster_ids = set(manifest.by_id()) if manifest is not None else None
+    by_student: dict[str, list] = {}
+    unmatched: list[InvalidSubmission] = []
+    for result in results:
+        sid = result.student_id
+        if sid is None or (roster_ids is not None and sid not in roster_ids):
+            unmatched.append(result)  # type: ignore[arg-type]
+        else:
+            by_student.setdefault(sid, []).append(result)
+
+    if manifest is not None:
+        records = {s.student_id: s for s in manifest.students}
+        student_ids = sorted(records)
+        stems = {sid: records[sid].file_stem for sid in student_ids}
+    else:
+        records = {}
+        student_ids = sorted(by_student)
+        stems = assign_stems(student_ids)
+
+    to_grade: list[_Student] = []
+    slots: list[int] = []
+    reports: list[GradeReport | None] = []
+    for sid in student_ids:
+        record = records.get(sid)
+        extra: dict[str, Any] = {"roster": dict(record.roster) if record else {}, "file_stem": stems[sid]}
+        files_for = by_student.get(sid, [])
+        if not files_for:
+            reports.append(_empty_report(rubric, MISSING, student_id=sid, **extra))
+            continue
+        files_for.sort(key=lambda r: (r.mtime_ns, r.source))
+        chosen, older = files_for[-1], files_for[:-1]
+        notes = []
+        if older:
+            extra["other_sources"] = tuple(r.source for r in older)
+            notes.append(
+                f"{len(files_for)} files for this student: graded the newer {chosen.source}; not graded: "
+                + ", ".join(r.source for r in older)
+            )
+        if isinstance(chosen, InvalidSubmission):
+            reports.append(
+                _empty_report(
+                    rubric, INVALID, student_id=sid, errors=chosen.problems, warnings=(*chosen.warnings, *notes), source=chosen.source, **extra
+                )
+            )
+            continue
+        extra["warnings"] = notes
+        params = record.params if record else HW2
+        to_grade.append(_Student(chosen, params, extra))
+        slots.append(len(reports))
+        reports.append(None)
+
+    for slot, report in zip(slots, grade_students(to_grade, tolerance, rubric, follow_through)):
+        reports[slot] = report
+
+    for result in sorted(unmatched, key=lambda r: r.source):
+        reports.append(
+            _empty_report(rubric, INVALID, student_id=result.student_id, errors=result.problems, warnings=result.warnings, source=result.source)
+        )
+    return Gradebook(tuple(reports), tolerance, rubric, follow_through, manifest is not None, tuple(skipped))  # type: ignore[arg-type]

@@ -1,0 +1,574 @@
+"""Is a submission well-formed? Reading a student's answer file, apart from judging it.
+
+A submission is the answer file of ``hwgen solve --format json`` with the student's id:
+
+    {"student_id": "...",
+     "answers": {"u": [...], "h": [...], "z": [...], "o": [...], "loss": 0.31,
+                 "grad_w": [[...], ...], "grad_v": [[...], ...], "w_new": [[...], ...], "v_new": [[...], ...]},
+     "derivations": {...}}
+
+Any answer, row or entry may be null (the blank ``submission.json`` of ``hwgen generate`` is all
+nulls): a null is a missing answer, not a malformed one. ``loss`` may be a number or a list of
+one. ``grad_w`` or ``grad_v`` given with the shape of its transpose is kept (transposed back)
+and remembered, because that is a mistake to grade, not a malformed file. Everything else that
+is not a finite number where a number belongs makes the file invalid, with one line per problem
+naming the field, e.g. ``answers.grad_v[2][1]: expected a number, got a string``.
+
+Reading is the only per-file Python work of ``hwgen grade``, so it is kept lean: a file's answers
+become one flat float64 vector (NaN where not given) laid out by a ``Layout``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from grader import core
+from grader.jsonio import MAX_INPUT_BYTES, MAX_NESTING, InputError
+from grader.params import Params
+
+TOP_LEVEL_KEYS = ("student_id", "answers", "derivations")
+TRANSPOSABLE = ("grad_w", "grad_v")
+MAX_PROBLEMS = 20  # lines of problems (and of warnings) reported per file  # a gradient written transposed is the transposed-gradient mistake
+_LARGEST = sys.float_info.max
+_NUMBER_TYPES = frozenset({float, int, type(None)})
+_KINDS = {str: "a string", bool: "a boolean", dict: "an object", list: "a list", type(None): "null"}
+
+
+@dataclass(frozen=True, eq=False)  # one instance per size (layout_for caches), compared by identity
+class Layout:
+    """Where each answer's entries sit in a submission's flat vector, for one network size."""
+
+    sizes: tuple[int, int, int]  # (inputs I, hidden J, outputs K)
+    shapes: Mapping[str, tuple[int, ...]]  # answer key -> shape without the batch axis
+    slices: Mapping[str, slice]  # answer key -> its entries in the flat vector
+    size: int  # entries in all
+
+    def entry_names(self, key: str) -> tuple[str, ...]:
+        """Each entry's name as the problem writes it (u_1, dL/dw_12, ...), in flat order."""
+        return _entry_names(self, key)
+
+    def __reduce__(self):
+        return layout_for, (self.sizes,)  # unpickled as the one cached instance of its size
+
+
+@lru_cache(maxsize=None)
+def layout_for(sizes: tuple[int, int, int]) -> Layout:
+    """The layout of answers for a network of ``sizes`` (I, J, K)."""
+    n_in, n_hidden, n_out = sizes
+    shapes = {
+        "u": (n_hidden,),
+        "h": (n_hidden,),
+        "z": (n_out,),
+        "o": (n_out,),
+        "loss": (),
+        "grad_w": (n_out, n_hidden),
+        "grad_v": (n_hidden, n_in),
+        "w_new": (n_out, n_hidden),
+        "v_new": (n_hidden, n_in),
+    }
+    slices, start = {}, 0
+    for key in core.ANSWER_KEYS:
+        count = math.prod(shapes[key])
+        slices[key] = slice(start, start + count)
+        start += count
+    return Layout(tuple(sizes), shapes, slices, start)
+
+
+def layout_of(params: Params) -> Layout:
+    return layout_for(params.sizes)
+
+
+_SYMBOLS = {"u": "u", "h": "h", "z": "z", "o": "o", "grad_w": "dL/dw", "grad_v": "dL/dv", "w_new": "w_new", "v_new": "v_new"}
+
+
+@lru_cache(maxsize=None)
+def _entry_names(layout: Layout, key: str) -> tuple[str, ...]:
+    if key == "loss":
+        return ("L",)
+    shape = layout.shapes[key]
+    if len(shape) == 1:
+        return tuple(f"{_SYMBOLS[key]}_{n + 1}" for n in range(shape[0]))
+    sep = "," if max(shape) >= 10 else ""  # w_1,12 is unambiguous where w_112 is not
+    return tuple(f"{_SYMBOLS[key]}_{r + 1}{sep}{c + 1}" for r in range(shape[0]) for c in range(shape[1]))
+
+
+@dataclass(frozen=True, eq=False)
+class Submission:
+    """A well-formed submission: answers in the expected layout, NaN wherever nothing was given."""
+
+    student_id: str
+    values: np.ndarray  # (layout.size,) float64; NaN marks a missing entry (a given one is finite)
+    layout: Layout
+    transposed: frozenset[str] = frozenset()  # keys given in the shape of their transpose
+    derivations: dict | None = None  # the raw "derivations" object, graded by grader.derivations
+    warnings: tuple[str, ...] = ()
+    source: str = ""  # the path it was read from ('-' for standard input)
+    mtime_ns: int = 0  # modification time, to tell which of two files for a student is newer
+
+    @property
+    def answers(self) -> dict[str, np.ndarray | None]:
+        """Answer key -> array in the expected shape (NaN where null), or None when none of it was given."""
+        out: dict[str, np.ndarray | None] = {}
+        for key in core.ANSWER_KEYS:
+            part = self.values[self.layout.slices[key]]
+            out[key] = None if np.isnan(part).all() else part.reshape(self.layout.shapes[key])
+        return out
+
+    @property
+    def given(self) -> dict[str, np.ndarray]:
+        """Answer key -> boolean array in the expected shape: which entries were given."""
+        return {key: ~np.isnan(self.values[s]).reshape(self.layout.shapes[key]) for key, s in self.layout.slices.items()}
+
+    def missing(self) -> list[str]:
+        """The fields left out or null: a whole answer when none of it was given, else each entry."""
+        out = []
+        for key in core.ANSWER_KEYS:
+            part = np.isnan(self.values[self.layout.slices[key]])
+            if part.all():
+                out.append(f"answers.{key}")
+            elif part.any():
+                shape = self.layout.shapes[key]
+                out.extend(f"answers.{key}" + "".join(f"[{i}]" for i in np.unravel_index(n, shape)) for n in np.flatnonzero(part))
+        return out
+
+
+class InvalidSubmission(InputError):
+    """A submission that is not well-formed; ``problems`` has one line per problem."""
+
+    def __init__(self, problems: list[str], *, student_id: str | None = None, warnings=(), source: str = "", mtime_ns: int = 0):
+        if len(problems) > MAX_PROBLEMS:  # a file of a thousand strings needs no thousand lines
+            problems = [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problems"]
+        self.problems = tuple(problems)
+        self.student_id = student_id  # when the file says who it is from, even if the rest is bad
+        self.warnings = tuple(warnings)
+        self.source = source
+        self.mtime_ns = mtime_ns
+        super().__init__(None, self.problems[0] if len(self.problems) == 1 else f"{self.problems[0]} (and {len(self.problems) - 1} more problems)")
+
+    def __reduce__(self):
+        # An exception pickles as cls(*args) by default, which would lose every field here.
+        return _invalid, (self.problems, self.student_id, self.warnings, self.source, self.mtime_ns)
+
+
+def _invalid(problems, student_id, warnings, source, mtime_ns) -> InvalidSubmission:
+    return InvalidSubmission(list(problems), student_id=student_id, warnings=warnings, source=source, mtime_ns=mtime_ns)
+
+
+LayoutSource = Layout | Callable[[str], Layout]
+
+
+def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> tuple[bytes, int]:
+    """A file's bytes and modification time; files over the size limit are refused unread."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise InputError(None, f"input is over the limit of {max_bytes:,} bytes")
+        return data, 0
+    try:
+        st = os.stat(path)
+        if st.st_size > max_bytes:
+            raise InputError(None, f"file is {st.st_size:,} bytes; the limit is {max_bytes:,} (not read)")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(None, f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:  # it grew after the stat
+        raise InputError(None, f"file is over the limit of {max_bytes:,} bytes")
+    return data, st.st_mtime_ns
+
+
+class _NotFinite(InputError):
+    """A NaN or an Infinity literal, refused while parsing."""
+
+
+class NonFinite:
+    """Stands in for a non-finite number when a file is re-read to say where it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _reject_constant(name: str):
+    raise _NotFinite(None, f"{name} is not a number JSON allows; write a finite number")
+
+
+def _no_duplicate_keys(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InputError(key, "appears twice in the same object; keep one")
+        obj[key] = value
+    return obj
+
+
+def _lenient_json(text: str, repeated: list[str]) -> Any:
+    """The JSON with non-finite numbers as NonFinite and repeated keys kept last (and listed in
+    ``repeated``), or None when it is not JSON at all.
+
+    Only for files already refused: it lets the report say which student the file is from and
+    which field holds the NaN, instead of only that there is one somewhere.
+    """
+    def float_or_marker(token: str):
+        value = float(token)
+        return value if math.isfinite(value) else NonFinite(token[:20])
+
+    def last_wins(pairs):
+        obj = {}
+        for key, value in pairs:
+            if key in obj:
+                repeated.append(key)
+            obj[key] = value
+        return obj
+
+    try:
+        return json.loads(text, parse_constant=NonFinite, parse_float=float_or_marker, object_pairs_hook=last_wins)
+    except (ValueError, RecursionError):
+        return None
+
+
+_TOO_DEEP = f"arrays or objects nest deeper than {MAX_NESTING} levels"
+
+
+def nesting_depth(obj: Any) -> int:
+    """How deeply lists and objects nest in parsed JSON (a number is 0, [] is 1, [[1]] is 2)."""
+    deepest = 0
+    stack = [(obj, 1)] if isinstance(obj, (list, dict)) else []
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (list, dict)):
+                stack.append((child, depth + 1))
+    return deepest
+
+
+def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool = True) -> Any:
+    """Strict JSON from bytes, by jsonio's rules: UTF-8, no NaN or Infinity, no duplicate keys,
+    nesting at most MAX_NESTING. The C parser guards its own recursion, so the nesting is
+    measured on what it returns, and only when there are enough brackets to matter.
+
+    A number too large for a float (1e999) parses as infinity here, at C speed; from_json
+    refuses it where it stands, naming the field (a Python hook on every float would double the
+    cost of reading a submission)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(None, f"not UTF-8 text (byte {exc.start} is invalid)") from None
+    text = text.removeprefix("\ufeff")
+    hooks: dict[str, Any] = {"parse_constant": _reject_constant}
+    if check_duplicates:
+        hooks["object_pairs_hook"] = _no_duplicate_keys
+    try:
+        obj = json.loads(text, **hooks)
+    except RecursionError:
+        raise InputError(None, _TOO_DEEP) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if check_depth and text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
+        raise InputError(None, _TOO_DEEP)
+    return obj
+
+
+def read_submission(path: str | os.PathLike, layouts: LayoutSource) -> Submission | InvalidSubmission:
+    """The submission in ``path``, or (returned, not raised) why it is not well-formed.
+
+    ``layouts`` is the expected layout, or a function from a student id to that student's layout
+    which raises InputError for an id it does not know.
+    """
+    source = str(path)
+    try:
+        data, mtime_ns = read_bytes(path)
+    except InputError as exc:
+        return InvalidSubmission([str(exc)], source=source)
+    try:
+        obj = parse_json(data, check_depth=False)
+        if not _nesting_ok(data, obj):
+            raise InputError(None, _TOO_DEEP)
+    except InputError as exc:
+        # Refused as JSON; if it is JSON nonetheless (NaN, a repeated key), read it leniently
+        # to tell whose file it is and where the problem sits.
+        text = data.decode("utf-8", errors="strict") if _is_utf8(data) else None
+        repeated: list[str] = []
+        obj = None if text is None else _lenient_json(text.removeprefix("\ufeff"), repeated)
+        if obj is None:
+            return InvalidSubmission([str(exc)], source=source, mtime_ns=mtime_ns)
+        result = from_json(obj, layouts, source=source, mtime_ns=mtime_ns)
+        problems = list(result.problems) if isinstance(result, InvalidSubmission) else []
+        problems += [f"{_clip(key)}: appears twice in the same object; keep one" for key in dict.fromkeys(repeated)]
+        if not (isinstance(exc, _NotFinite) and any(NON_FINITE in p for p in problems)) and str(exc) not in problems:
+            problems.insert(0, str(exc))
+        return InvalidSubmission(problems, student_id=result.student_id, warnings=result.warnings, source=source, mtime_ns=mtime_ns)
+    return from_json(obj, layouts, source=source, mtime_ns=mtime_ns)
+
+
+def _nesting_ok(data: bytes, obj: Any) -> bool:
+    """parse_json's nesting rule, cheaper for submissions: the brackets of derivation
+    expressions (v[j,i]) are text, so a file whose other brackets number at most the limit
+    cannot nest deeper than it, and only other files are walked."""
+    brackets = data.count(b"[") + data.count(b"{")
+    if brackets <= MAX_NESTING:
+        return True
+    derivations = obj.get("derivations") if isinstance(obj, dict) else None
+    if isinstance(derivations, dict) and b"\\u" not in data:  # an escape could hide a bracket's count
+        brackets -= sum(v.count("[") + v.count("{") for v in derivations.values() if isinstance(v, str))
+    return brackets <= MAX_NESTING or nesting_depth(obj) <= MAX_NESTING
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def load_submission(path: str | os.PathLike, layouts: LayoutSource) -> Submission:
+    """The submission in ``path``; raises InvalidSubmission (an InputError) when it is not well-formed."""
+    result = read_submission(path, layouts)
+    if isinstance(result, InvalidSubmission):
+        raise result
+    return result
+
+
+def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: int = 0) -> Submission | InvalidSubmission:
+    """A Submission from parsed JSON, or an InvalidSubmission listing every problem found."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not isinstance(obj, dict):
+        kind = _KINDS.get(type(obj), "a number")
+        return InvalidSubmission([f"the file must be a JSON object with \"student_id\" and \"answers\"; got {kind}"], source=source, mtime_ns=mtime_ns)
+    for key in obj:
+        if key not in TOP_LEVEL_KEYS:
+            warnings.append(f"{_clip(key)}: unknown key, ignored")
+            _non_finite(obj[key], _clip(key), problems)
+
+    student_id = _student_id(obj, problems, warnings)
+    layout = None
+    if student_id is not None:
+        if isinstance(layouts, Layout):
+            layout = layouts
+        else:
+            try:
+                layout = layouts(student_id)
+            except InputError as exc:
+                problems.append(str(exc))
+
+    answers = obj.get("answers")
+    values: list = []
+    transposed: set[str] = set()
+    if "answers" not in obj:
+        problems.append('answers: is missing; the file needs an "answers" object')
+    elif not isinstance(answers, dict):
+        problems.append(f"answers: expected an object with keys {', '.join(core.ANSWER_KEYS)}; got {_kind(answers)}")
+    else:
+        for key in answers:
+            if key not in core.ANSWER_KEYS:
+                warnings.append(f"answers.{_clip(key)}: unknown key, ignored")
+                _non_finite(answers[key], f"answers.{_clip(key)}", problems)
+        if layout is not None:
+            fast = _plain_entries(answers, layout)
+            if fast is not None:
+                values = fast
+            else:
+                for key in core.ANSWER_KEYS:
+                    values.extend(_entries(answers.get(key), key, layout.shapes[key], problems, transposed))
+
+    derivations = obj.get("derivations")
+    if derivations is not None and not isinstance(derivations, dict):
+        problems.append(f"derivations: expected an object (or null); got {_kind(derivations)}")
+        derivations = None
+    _non_finite(derivations, "derivations", problems)
+
+    array = np.array(values, dtype=np.float64) if layout is not None and not problems else None  # None -> NaN
+    if array is not None and np.isinf(array).any():
+        _non_finite(answers, "answers", problems)
+    if len(warnings) > MAX_PROBLEMS:
+        warnings = [*warnings[:MAX_PROBLEMS], f"... and {len(warnings) - MAX_PROBLEMS} more warnings"]
+    if problems or layout is None:
+        return InvalidSubmission(problems, student_id=student_id, warnings=warnings, source=source, mtime_ns=mtime_ns)
+    return Submission(
+        student_id=student_id,
+        values=array,
+        layout=layout,
+        transposed=frozenset(transposed),
+        derivations=derivations,
+        warnings=tuple(warnings),
+        source=source,
+        mtime_ns=mtime_ns,
+    )
+
+
+def _non_finite(value: Any, field: str, problems: list[str]) -> None:
+    """A problem for each number in ``value`` too large to be finite (1e999 parses as infinity)."""
+    stack = [(value, field)]
+    while stack:
+        item, where = stack.pop()
+        if type(item) is float and not math.isfinite(item):
+            problems.append(f"{where}: the number is too large to be finite")
+        elif type(item) is list:
+            stack.extend((x, f"{where}[{n}]") for n, x in reversed(list(enumerate(item))))
+        elif type(item) is dict:
+            stack.extend((x, f"{where}.{_clip(k)}") for k, x in reversed(list(item.items())))
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+NON_FINITE = "which is not a finite number"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, NonFinite):
+        return f"{value.text}, {NON_FINITE} (JSON allows only finite numbers)"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "a number"
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | None:
+    if "student_id" not in obj:
+        problems.append("student_id: is missing")
+        return None
+    value = obj["student_id"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        # A numeric id (2018170622) is what a careful TA would read as that id's text.
+        warnings.append(f"student_id: given as the number {value}; read as the text \"{value}\" (write it in quotes)")
+        return str(value)
+    if not isinstance(value, str):
+        problems.append(f"student_id: expected a string, got {_kind(value)}")
+        return None
+    stripped = value.strip()
+    if not stripped:
+        problems.append("student_id: is empty")
+        return None
+    if stripped != value:
+        warnings.append(f"student_id: surrounding spaces removed from {_clip(value)!r}")
+    return stripped
+
+
+def _plain_entries(answers: dict, layout: Layout) -> list | None:
+    """The flat entries of answers in exactly the expected shapes, with numbers or nulls only;
+    None for anything else (a null row, a transposed matrix, a string...), which _entries then
+    reads one by one to say what is wrong. This is the path of nearly every file."""
+    out: list = []
+    for key in core.ANSWER_KEYS:
+        value = answers.get(key)
+        shape = layout.shapes[key]
+        if value is None:
+            out.extend([None] * (layout.slices[key].stop - layout.slices[key].start))
+        elif not shape:
+            if type(value) is list:
+                if len(value) != 1:
+                    return None
+                value = value[0]
+            out.append(value)
+        elif type(value) is not list or len(value) != shape[0]:
+            return None
+        elif len(shape) == 1:
+            out.extend(value)
+        else:
+            for row in value:
+                if type(row) is not list or len(row) != shape[1]:
+                    return None
+                out.extend(row)
+    types = set(map(type, out))
+    if not types <= _NUMBER_TYPES:
+        return None
+    if int in types and not all(-_LARGEST <= x <= _LARGEST for x in out if type(x) is int):
+        return None
+    return out
+
+
+def _numbers_ok(items: list, field: str, problems: list[str]) -> bool:
+    """Are all ``items`` numbers or nulls? Otherwise one problem per bad item."""
+    types = set(map(type, items))
+    if types <= _NUMBER_TYPES and (int not in types or all(-_LARGEST <= x <= _LARGEST for x in items if type(x) is int)):
+        return True
+    for n, x in enumerate(items):
+        if type(x) is int and not -_LARGEST <= x <= _LARGEST:
+            problems.append(f"{field}[{n}]: the number is too large to be finite")
+        elif type(x) not in _NUMBER_TYPES:
+            problems.append(f"{field}[{n}]: expected a number, got {_kind(x)}")
+    return False
+
+
+def _entries(value: Any, key: str, shape: tuple[int, ...], problems: list[str], transposed: set[str]) -> list:
+    """The entries of one answer in flat order (None where null); on a problem, record it and return Nones."""
+    field = f"answers.{key}"
+    count = math.prod(shape)
+    nulls = [None] * count
+    if value is None:
+        return nulls
+    if not shape:  # the loss: a number, or a list of one
+        if isinstance(value, list) and len(value) == 1:
+            value, field = value[0], f"{field}[0]"
+        if value is None:
+            return nulls
+        if type(value) in (float, int) and not _too_large(value):
+            return [value]
+        problems.append(f"{field}: the number is too large to be finite" if _too_large(value) else f"{field}: expected a number, got {_kind(value)}")
+        return nulls
+    if not isinstance(value, list):
+        want = f"a list of {shape[0]} numbers" if len(shape) == 1 else f"a {shape[0]}x{shape[1]} matrix (a list of {shape[0]} rows of {shape[1]} numbers)"
+        problems.append(f"{field}: expected {want}, got {_kind(value)}")
+        return nulls
+    if len(shape) == 1:
+        if len(value) != shape[0]:
+            problems.append(f"{field}: expected {shape[0]} numbers, got {len(value)}")
+            return nulls
+        return value if _numbers_ok(value, field, problems) else nulls
+    rows, cols = shape
+    if _is_matrix(value, rows, cols):
+        out = []
+        ok = True
+        for n, row in enumerate(value):
+            if row is None:
+                out.extend([None] * cols)
+            else:
+                ok &= _numbers_ok(row, f"{field}[{n}]", problems)
+                out.extend(row)
+        return out if ok else nulls
+    if key in TRANSPOSABLE and rows != cols and _is_matrix(value, cols, rows):
+        flat = []
+        ok = True
+        for n, row in enumerate(value):
+            row = [None] * rows if row is None else row
+            ok &= _numbers_ok(row, f"{field}[{n}]", problems)
+            flat.append(row)
+        if not ok:
+            return nulls
+        transposed.add(key)
+        return [flat[c][r] for r in range(rows) for c in range(cols)]  # back to (rows, cols)
+    problems.append(_shape_problem(value, field, rows, cols))
+    return nulls
+
+
+def _too_large(value: Any) -> bool:
+    return type(value) is int and not -_LARGEST <= value <= _LARGEST
+
+
+def _is_matrix(value: list, rows: int, cols: int) -> bool:
+    return len(value) == rows and all(row is None or (isinstance(row, list) and len(row) == cols) for row in value)
+
+
+def _shape_problem(value: list, field: str, rows: int, cols: int) -> str:
+    """The first thing wrong with the shape of a would-be matrix, as one line."""
+    for n, row in enumerate(value):
+        if row is not None and not isinstance(row, list):
+            return f"{field}[{n}]: expected a row of {cols} numbers, got {_kind(row)}"
+    lengths = sorted({len(row) for row in value if row is not None})
+    if len(lengths) > 1:
+        return f"{field}: is ragged: its rows have {', '.join(map(str, lengths))} entries; expected {rows} rows of {cols}"
+    got = f"{len(value)} rows of {lengths[0]}" if lengths else f"{len(value)} rows"
+    return f"{field}: expected {rows} rows of {cols} numbers (a {rows}x{cols} matrix), got {got}"

@@ -1,0 +1,278 @@
+"""`hwgen grade` and `hwgen check` end to end, through click's CliRunner.
+
+The golden files under tests/golden/grade/ are what `hwgen grade submissions/` writes for the
+shipped samples. After an intended change, regenerate them with
+
+    HWGEN_UPDATE_GOLDEN=1 python -m pytest tests/test_grade_cli.py
+
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader import variants
+from grader.cli import cli
+from grader.manifest import Manifest, StudentRecord
+from grader.params import answers_to_json, solve_one
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "submissions"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "grade"
+UPDATE = os.environ.get("HWGEN_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    """A working folder holding a copy of the shipped submissions/, as a TA would have."""
+    shutil.copytree(SAMPLES, tmp_path / "submissions")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- grade on the shipped samples ---------------------------------------------------------------------
+
+
+def test_grade_works_out_of_the_box_on_the_shipped_samples(workdir):
+    result = run("grade", "submissions/")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (workdir / "grades").iterdir()) == ["canvas.csv", "feedback", "grades.csv", "results.json"]
+
+
+def test_grade_says_on_stderr_when_there_is_no_manifest(workdir):
+    result = run("grade", "submissions/")
+    assert "No manifest: grading every file against the HW#2 instance" in result.stderr and result.stdout == ""
+
+
+def test_grade_ends_with_a_summary(workdir):
+    assert "records:" in run("grade", "submissions/").stderr.splitlines()[-2]
+
+
+def test_the_real_hw2_student_gets_log10_loss_and_38(workdir):
+    run("grade", "submissions/")
+    record = next(s for s in json.loads((workdir / "grades/results.json").read_text())["students"] if s["student_id"] == "2018170622")
+    assert (record["score"], record["misconceptions"]) == (38.0, ["log10-loss"])
+
+
+@pytest.mark.parametrize(
+    "sample,score,misconceptions,follow_through",
+    [
+        ("right_4_decimals.json", 40.0, [], []),
+        ("rounded_3_sig_figs.json", 40.0, [], []),
+        ("slip_then_follow_through.json", 39.5, [], ["z", "o", "loss", "grad_w", "grad_v", "w_new", "v_new"]),
+        ("elu_derivative_one.json", 38.125, ["elu-derivative-one"], ["v_new"]),
+        ("transposed_gradient.json", 36.25, ["transposed-gradient"], []),
+        ("gradient_ascent.json", 28.125, ["gradient-ascent"], []),
+        ("part5_blank.json", 25.0, [], []),
+        ("with_derivations.json", 60.0, [], []),
+    ],
+)
+def test_each_sample_is_graded_as_intended(workdir, sample, score, misconceptions, follow_through):
+    run("grade", "submissions/")
+    record = next(s for s in json.loads((workdir / "grades/results.json").read_text())["students"] if s["source"] == f"submissions/{sample}")
+    assert (record["status"], record["score"], record["misconceptions"], record["follow_through"]) == ("graded", score, misconceptions, follow_through)
+
+
+@pytest.mark.parametrize("sample", ["malformed_nan.json", "malformed_string.json"])
+def test_malformed_samples_are_invalid_with_a_reason(workdir, sample):
+    run("grade", "submissions/")
+    record = next(s for s in json.loads((workdir / "grades/results.json").read_text())["students"] if s["source"] == f"submissions/{sample}")
+    assert record["status"] == "invalid" and record["score"] == 0 and len(record["errors"]) == 1
+
+
+def test_grade_output_matches_the_golden_files(workdir):
+    assert run("grade", "submissions/").exit_code == 0
+    out = workdir / "grades"
+    if UPDATE:
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(out, GOLDEN)
+    assert digest(out) == digest(GOLDEN), "outputs changed; see the module docstring to update the golden files"
+
+
+def test_grade_twice_gives_byte_identical_outputs(workdir):
+    run("grade", "submissions/", "--out", "a")
+    run("grade", "submissions/", "--out", "b")
+    assert digest(workdir / "a") == digest(workdir / "b")
+
+
+def test_grade_never_modifies_its_inputs(workdir):
+    before = digest(workdir / "submissions")
+    run("grade", "submissions/")
+    assert digest(workdir / "submissions") == before
+
+
+def test_grade_reveal_shows_the_expected_values(workdir):
+    run("grade", "submissions/", "--reveal")
+    assert "| L | 0.1344 | 0.3095 | wrong: log10-loss |" in (workdir / "grades/feedback/2018170622.md").read_text()
+
+
+def test_grade_assignment_names_the_canvas_column(workdir):
+    run("grade", "submissions/", "--assignment", "HW#2 Problem 1")
+    assert (workdir / "grades/canvas.csv").read_text().splitlines()[0].endswith(",HW#2 Problem 1")
+
+
+def test_grade_lists_other_files_as_skipped(workdir):
+    (workdir / "submissions" / "notes.txt").write_text("not a submission")
+    result = run("grade", "submissions/")
+    assert "Skipped (not .json): submissions/notes.txt" in result.stderr
+    assert json.loads((workdir / "grades/results.json").read_text())["skipped"] == ["submissions/notes.txt"]
+
+
+def test_grade_no_follow_through_gives_less(workdir):
+    run("grade", "submissions/slip_then_follow_through.json", "--no-follow-through")
+    (record,) = json.loads((workdir / "grades/results.json").read_text())["students"]
+    assert record["score"] < 39.5 and record["follow_through"] == []
+
+
+def test_grade_sigfigs_records_the_tolerance(workdir):
+    run("grade", "submissions/", "--sigfigs", "3")
+    assert json.loads((workdir / "grades/results.json").read_text())["tolerance"]["sigfigs"] == 3
+
+
+def test_grade_with_a_rubric_file(workdir):
+    rubric = (ROOT / "grader" / "rubric.toml").read_text().replace("transposed-gradient = 0.5", "transposed-gradient = 1.0")
+    (workdir / "r.toml").write_text(rubric)
+    run("grade", "submissions/transposed_gradient.json", "--rubric", "r.toml")
+    assert json.loads((workdir / "grades/results.json").read_text())["students"][0]["score"] == 40.0
+
+
+def test_two_files_for_one_student_are_both_reported_and_the_newer_graded(workdir):
+    first = workdir / "submissions" / "right_4_decimals.json"
+    second = workdir / "submissions" / "again.json"
+    second.write_text(first.read_text().replace('"loss": 0.3095', '"loss": 9.0'))
+    os.utime(first, ns=(10**18, 10**18))
+    os.utime(second, ns=(2 * 10**18, 2 * 10**18))
+    result = run("grade", "submissions/")
+    record = next(s for s in json.loads((workdir / "grades/results.json").read_text())["students"] if s["student_id"] == "2019123456")
+    assert record["source"] == "submissions/again.json" and record["other_sources"] == ["submissions/right_4_decimals.json"]
+    assert "2019123456: several files" in result.stderr
+
+
+# --- usage errors ---------------------------------------------------------------------------------------
+
+
+def test_a_missing_manifest_is_a_usage_error(workdir):
+    assert run("grade", "submissions/", "--manifest", "nope.json").exit_code == 2
+
+
+def test_a_bad_option_is_a_usage_error(workdir):
+    assert run("grade", "submissions/", "--rtol", "-1").exit_code == 2
+    assert run("grade", "submissions/", "--rtol", "nan").exit_code == 2
+
+
+def test_a_missing_submissions_path_is_a_usage_error(workdir):
+    assert run("grade", "nowhere/").exit_code == 2
+
+
+def test_a_bad_rubric_is_an_error_naming_the_field(workdir):
+    (workdir / "r.toml").write_text("follow_through = 2\n[answers.2]\nu = 1\n")
+    result = run("grade", "submissions/", "--rubric", "r.toml")
+    assert result.exit_code == 1 and "r.toml: answers.h: is in no answers part" in result.stderr
+
+
+# --- with a manifest ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def generated_class(tmp_path, monkeypatch):
+    """A class of three with a manifest in the working folder, two of whom submitted."""
+    monkeypatch.chdir(tmp_path)
+    ids = ["alice", "bob", "carol"]
+    params = variants.variants("seed", ids)
+    roster = {"alice": {"Student": "Liddell, Alice", "ID": "11", "SIS User ID": "A1", "SIS Login ID": "alice", "Section": "S1"}}
+    Manifest("fp", tuple(StudentRecord(s, s, p, roster.get(s, {})) for s, p in zip(ids, params))).write("manifest.json")
+    (tmp_path / "in").mkdir()
+    for sid, p in zip(ids[:2], params[:2]):
+        (tmp_path / "in" / f"{sid}.json").write_text(json.dumps({"student_id": sid, "answers": answers_to_json(solve_one(p))}))
+    return tmp_path
+
+
+def test_grade_uses_manifest_json_in_the_working_folder(generated_class):
+    result = run("grade", "in")
+    assert result.exit_code == 0 and "No manifest" not in result.stderr
+    students = json.loads((generated_class / "grades/results.json").read_text())["students"]
+    assert [(s["student_id"], s["status"], s["score"]) for s in students] == [("alice", "graded", 40.0), ("bob", "graded", 40.0), ("carol", "missing", 0.0)]
+
+
+def test_canvas_csv_is_filled_from_the_roster_columns(generated_class):
+    run("grade", "in")
+    lines = (generated_class / "grades/canvas.csv").read_text().splitlines()
+    assert lines[0] == "Student,ID,SIS User ID,SIS Login ID,Section,HW2" and lines[1] == '"Liddell, Alice",11,A1,alice,S1,40'
+
+
+def test_a_missing_student_gets_feedback_saying_so(generated_class):
+    run("grade", "in")
+    assert "No submission was found" in (generated_class / "grades/feedback/carol.md").read_text()
+
+
+def test_an_answer_to_the_wrong_variant_is_not_full_marks(generated_class):
+    alice = json.loads((generated_class / "in/alice.json").read_text())
+    (generated_class / "in/bob.json").write_text(json.dumps({"student_id": "bob", "answers": alice["answers"]}))
+    run("grade", "in")
+    bob = json.loads((generated_class / "grades/results.json").read_text())["students"][1]
+    assert bob["score"] < 40
+
+
+# --- check --------------------------------------------------------------------------------------------------
+
+
+def test_check_accepts_a_well_formed_file(workdir):
+    result = run("check", "submissions/right_4_decimals.json")
+    assert result.exit_code == 0 and result.stdout.endswith("well-formed; 53 of 53 answer entries given\n")
+
+
+def test_check_lists_missing_answers_and_still_accepts(workdir):
+    result = run("check", "submissions/part5_blank.json")
+    assert result.exit_code == 0 and "missing: answers.w_new" in result.stdout
+
+
+def test_check_rejects_a_malformed_file_with_one_line_per_problem(workdir):
+    result = run("check", "submissions/malformed_string.json")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "submissions/malformed_string.json: error: answers.loss: expected a number, got a string",
+        "submissions/malformed_string.json: not well-formed (1 problem)",
+    ]
+
+
+def test_check_reads_standard_input(workdir):
+    result = run("check", "-", input=(workdir / "submissions/hw2_real_student.json").read_text())
+    assert result.exit_code == 0 and result.stdout.startswith("standard input: well-formed")
+
+
+def test_check_never_says_whether_an_answer_is_right(workdir):
+    for sample in sorted((workdir / "submissions").glob("*.json")):
+        lines = run("check", str(sample.relative_to(workdir))).stdout.lower().splitlines()
+        out = "\n".join(line.split(": ", 1)[1] for line in lines)  # without the file name
+        assert "right" not in out and "wrong" not in out and "log10" not in out and "score" not in out
+
+
+def test_check_with_a_manifest_knows_each_students_id(generated_class):
+    (generated_class / "x.json").write_text(json.dumps({"student_id": "mallory", "answers": {}}))
+    result = run("check", "x.json")
+    assert result.exit_code == 1 and "'mallory' is not in the manifest" in result.stdout
+
+
+def test_check_reports_derivations_that_do_not_parse(workdir):
+    pytest.importorskip("grader.derivations")
+    obj = json.loads((workdir / "submissions/with_derivations.json").read_text())
+    obj["derivations"]["u"] = "sum(v[j,i] * x[i], i"
+    (workdir / "d.json").write_text(json.dumps(obj))
+    result = run("check", "d.json")
+    assert result.exit_code == 1 and "error: derivations" in result.stdout

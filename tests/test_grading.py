@@ -1,0 +1,459 @@
+"""The grading engine: tolerance, follow-through, named mistakes, scores (grader/grading.py).
+
+Students are simulated by ``hand_answers``: a hand computation of the whole problem, each step
+optionally rounded and always carried forward, with an optional catalogued mistake or slip.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grader import core, grading, mistakes, variants
+from grader.grading import GRADED, INVALID, MISSING, _Student, grade_files, grade_students
+from grader.manifest import Manifest, StudentRecord
+from grader.params import HW2, Params, answers_to_json, solve_one, stack
+from grader.rubric import DEFAULT_RUBRIC, Rubric
+from grader.submission import from_json, layout_of
+from grader.tolerance import Tolerance
+
+TOL = Tolerance()
+
+
+# --- Simulated students -------------------------------------------------------------------------
+
+
+def sig(values, figures: int = 3):
+    """Round to ``figures`` significant figures, as a student with a calculator does."""
+    a = np.asarray(values, dtype=float)
+    magnitude = np.floor(np.log10(np.where(a == 0, 1.0, np.abs(a))))
+    scale = 10.0 ** (figures - 1 - magnitude)
+    return np.round(a * scale) / scale + 0.0
+
+
+def decimals(places: int = 4):
+    return lambda values: np.round(np.asarray(values, dtype=float), places) + 0.0
+
+
+def exact(values):
+    return np.asarray(values, dtype=float) + 0.0
+
+
+def hand_answers(p: Params, rounding=exact, mistake: str | None = None, slip=None, round_steps: bool = False) -> dict:
+    """A student's answers (JSON-ready): every step computed from their own previous rounded
+    step. ``mistake`` is a catalogue id made on the way; ``slip`` = (key, index, delta) adds an
+    arithmetic slip to one entry, carried forward; ``round_steps`` also rounds dL/dz, dL/dh,
+    f'(u) and dL/du, the steps in between."""
+    act = core.ACTIVATIONS[p.activation]
+    step = rounding if round_steps else exact
+    t = p.target
+
+    def slipped(key, value):
+        value = np.array(value, dtype=float)
+        if slip is not None and slip[0] == key:
+            value[slip[1]] += slip[2]
+        return rounding(value)
+
+    u = slipped("u", p.v @ p.x)
+    h = slipped("h", np.maximum(u, 0.0) if mistake == "relu-for-elu" else act.f(u))
+    z = slipped("z", p.w @ h)
+    o = slipped("o", core.ACTIVATIONS["sigmoid"].f(z) if mistake == "sigmoid-output" else core.softmax(z[None])[0])
+    o_t = o[int(np.argmax(t))]
+    loss = slipped("loss", -np.log10(o_t) if mistake == "log10-loss" else -np.log(o_t))
+    dz = step(t - o if mistake == "target-minus-output" else o - t)
+    grad_w = slipped("grad_w", np.outer(dz, h))
+    df = act.df(u)
+    if mistake == "elu-derivative-zero":
+        df = np.where(u >= 0, 1.0, 0.0)
+    elif mistake == "elu-derivative-one":
+        df = np.ones_like(u)
+    elif mistake == "elu-derivative-expm1":
+        df = np.where(u >= 0, 1.0, np.expm1(np.minimum(u, 0.0)))
+    du = step(step(dz @ p.w) * step(df))
+    grad_v = slipped("grad_v", np.outer(du, p.x))
+    sign = 1.0 if mistake == "gradient-ascent" else -1.0
+    w_new = slipped("w_new", p.w + sign * p.lr * grad_w)
+    v_new = slipped("v_new", p.v + sign * p.lr * grad_v)
+    out = {"u": u, "h": h, "z": z, "o": o, "loss": loss, "grad_w": grad_w, "grad_v": grad_v, "w_new": w_new, "v_new": v_new}
+    answers = {key: np.asarray(value).tolist() for key, value in out.items()}
+    if mistake == "transposed-gradient":
+        answers["grad_v"] = np.asarray(grad_v).T.tolist()
+    return answers
+
+
+def grade_answers(p: Params, answers: dict, tolerance=TOL, rubric=DEFAULT_RUBRIC, follow_through=True, sid="s"):
+    sub = from_json({"student_id": sid, "answers": answers}, layout_of(p))
+    assert not isinstance(sub, Exception), sub
+    return grade_students([_Student(sub, p, {})], tolerance, rubric, follow_through)[0]
+
+
+def grade_many(params: list[Params], answers: list[dict], **kw):
+    students = []
+    for n, (p, a) in enumerate(zip(params, answers)):
+        sub = from_json({"student_id": f"s{n}", "answers": a}, layout_of(p))
+        assert not isinstance(sub, Exception), sub
+        students.append(_Student(sub, p, {}))
+    return grade_students(students, kw.get("tolerance", TOL), kw.get("rubric", DEFAULT_RUBRIC), kw.get("follow_through", True))
+
+
+def not_right(report) -> dict[str, list[str]]:
+    return {q.key: q.statuses for q in report.quantities if any(s != "right" for s in q.statuses)}
+
+
+def full_marks(report) -> bool:
+    return report.score == report.max_score
+
+
+HW2_KEY = solve_one(HW2)
+HW2_REAL = {  # the real student's answers (HW2.md): right to 4 decimals, but the loss in log10
+    **{key: np.round(value, 4).tolist() for key, value in HW2_KEY.items()},
+    "z": [3.673, 2.659],
+    "loss": 0.1344,
+    "grad_w": [[-0.5324, 0.2068, -1.251, -0.0532], [0.5324, -0.2068, 1.251, 0.0532]],
+}
+
+ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=12, unique=True)
+seeds = st.text(min_size=1, max_size=12)
+slow = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# --- The tolerance rule --------------------------------------------------------------------------
+
+
+def test_an_entry_within_atol_plus_rtol_of_expected_is_right():
+    answers = answers_to_json(HW2_KEY)
+    answers["z"] = [3.673130160148429 * 1.0099, 2.659252064059372]  # 0.99% off: inside 0.001 + 1%
+    assert grade_answers(HW2, answers).statuses("z") == ["right", "right"]
+
+
+def test_an_entry_just_outside_the_tolerance_is_wrong():
+    answers = answers_to_json(HW2_KEY)
+    z1 = 3.673130160148429
+    answers["z"] = [z1 + 0.001 + 0.01 * z1 + 1e-6, 2.659252064059372]
+    assert grade_answers(HW2, answers, follow_through=False).statuses("z")[0] == "wrong"
+
+
+def test_an_expected_zero_is_graded_by_the_absolute_tolerance():
+    answers = answers_to_json(HW2_KEY)
+    answers["grad_v"][2] = [0.0004, -0.0009, 0.0]  # dL/dv row 3 is exactly 0 in HW#2
+    assert grade_answers(HW2, answers).statuses("grad_v")[6:9] == ["right"] * 3
+
+
+def test_a_nonzero_answer_where_zero_is_expected_is_wrong():
+    answers = answers_to_json(HW2_KEY)
+    answers["grad_v"][2] = [0.05, 0.0, 0.0]
+    assert grade_answers(HW2, answers).statuses("grad_v")[6] == "wrong"
+
+
+def test_sigfigs_mode_gives_full_marks_to_work_rounded_to_that_many_figures():
+    report = grade_answers(HW2, hand_answers(HW2, sig), tolerance=Tolerance(sigfigs=3))
+    assert full_marks(report), not_right(report)
+
+
+# --- The real HW#2 student ----------------------------------------------------------------------
+
+
+def test_real_hw2_student_is_named_log10_loss():
+    assert grade_answers(HW2, HW2_REAL).misconceptions == ("log10-loss",)
+
+
+def test_real_hw2_student_loses_exactly_the_loss_entry():
+    report = grade_answers(HW2, HW2_REAL)
+    assert not_right(report) == {"loss": ["mistake:log10-loss"]}
+    assert (report.score, report.max_score) == (38.0, 40.0)
+
+
+# --- Right and rounded work ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rounding", [exact, decimals(4), decimals(3), sig], ids=["exact", "4dp", "3dp", "3sf"])
+def test_right_work_gets_full_marks_on_hw2(rounding):
+    report = grade_answers(HW2, hand_answers(HW2, rounding))
+    assert full_marks(report) and not report.misconceptions and not report.follow_through, not_right(report)
+
+
+@slow
+@given(seed=seeds, students=ids, round_steps=st.booleans())
+def test_rounding_every_step_to_3_sig_figs_gets_full_marks_on_any_variant(seed, students, round_steps):
+    params = variants.variants(seed, students)
+    reports = grade_many(params, [hand_answers(p, sig, round_steps=round_steps) for p in params])
+    for r in reports:
+        assert full_marks(r) and not r.misconceptions and not r.follow_through, not_right(r)
+
+
+@slow
+@given(seed=seeds, students=ids)
+def test_rounding_to_3_sig_figs_gets_full_marks_without_follow_through_too(seed, students):
+    params = variants.variants(seed, students)
+    reports = grade_many(params, [hand_answers(p, sig) for p in params], follow_through=False)
+    assert all(full_marks(r) for r in reports), [not_right(r) for r in reports if not full_marks(r)]
+
+
+# --- Named mistakes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mistake_id", mistakes.MISTAKE_IDS)
+def test_each_mistake_is_named_on_hw2(mistake_id):
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), mistake_id))
+    assert report.misconceptions == (mistake_id,), not_right(report)
+
+
+@pytest.mark.parametrize("mistake_id", mistakes.MISTAKE_IDS)
+def test_a_mistake_costs_only_its_own_entries(mistake_id):
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), mistake_id))
+    statuses = [s for q in report.quantities for s in q.statuses]
+    assert "wrong" not in statuses and "missing" not in statuses
+
+
+@slow
+@given(seed=seeds, students=ids, mistake_id=st.sampled_from(mistakes.MISTAKE_IDS), rounded=st.booleans())
+def test_each_mistake_is_named_exactly_on_any_variant(seed, students, mistake_id, rounded):
+    params = variants.variants(seed, students)
+    rounding = sig if rounded else decimals(4)
+    reports = grade_many(params, [hand_answers(p, rounding, mistake_id) for p in params])
+    for r in reports:
+        assert r.misconceptions == (mistake_id,), not_right(r)
+
+
+@slow
+@given(seed=seeds, students=ids)
+def test_no_mistake_is_named_on_right_or_rounded_work_of_any_variant(seed, students):
+    params = variants.variants(seed, students)
+    for rounding in (exact, decimals(4), sig):
+        reports = grade_many(params, [hand_answers(p, rounding) for p in params])
+        assert all(r.misconceptions == () for r in reports)
+
+
+@slow
+@given(seed=seeds, students=ids)
+def test_every_variant_tells_every_mistake_apart_from_the_right_answer(seed, students):
+    params = variants.variants(seed, students)
+    given_data = stack(params)
+    assert variants.mistakes_distinguishable(given_data, core.solve(**given_data)).all()
+
+
+def test_hw2_tells_every_mistake_apart_from_the_right_answer():
+    given_data = stack([HW2])
+    assert variants.mistakes_distinguishable(given_data, core.solve(**given_data)).all()
+
+
+def test_two_mistakes_in_one_submission_are_both_named():
+    answers = hand_answers(HW2, decimals(4), "log10-loss")
+    answers["w_new"] = hand_answers(HW2, decimals(4), "gradient-ascent")["w_new"]
+    assert grade_answers(HW2, answers).misconceptions == ("log10-loss", "gradient-ascent")
+
+
+def test_a_mistake_is_not_named_from_one_coinciding_entry():
+    # Flipping the sign of one row of dL/dv is not o* - o, which flips every row.
+    answers = answers_to_json(HW2_KEY)
+    answers["grad_v"][0] = [-x for x in answers["grad_v"][0]]
+    report = grade_answers(HW2, answers)
+    assert report.misconceptions == () and report.statuses("grad_v")[:3] == ["wrong"] * 3
+
+
+def test_transposed_gradient_is_named_and_earns_the_rubric_fraction():
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), "transposed-gradient"))
+    assert report.misconceptions == ("transposed-gradient",)
+    assert report.quantity("grad_v").score == pytest.approx(7.5 * 0.5)
+
+
+def test_transposed_grad_w_is_named_too():
+    answers = answers_to_json(HW2_KEY)
+    answers["grad_w"] = np.asarray(answers["grad_w"]).T.tolist()
+    report = grade_answers(HW2, answers)
+    assert report.misconceptions == ("transposed-gradient",) and report.transposed == {"grad_w"}
+
+
+def test_mistake_made_on_the_students_own_wrong_values_is_named():
+    # A slip in u_1, then ReLU for ELU on their own u: named from the student's chain.
+    answers = hand_answers(HW2, decimals(4), "relu-for-elu", slip=("u", 1, 0.5))
+    assert "relu-for-elu" in grade_answers(HW2, answers).misconceptions
+
+
+# --- Follow-through ------------------------------------------------------------------------------------
+
+
+def test_an_early_slip_is_carried_forward_as_follow_through():
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), slip=("h", 1, 1.0)))
+    assert report.statuses("h") == ["right", "wrong", "right", "right"]
+    assert report.follow_through == ("z", "o", "loss", "grad_w", "grad_v", "w_new", "v_new")
+    assert report.score == 40.0 - 2.0 / 4
+
+
+@slow
+@given(seed=seeds, students=ids, j=st.integers(0, 3), delta=st.sampled_from([-1.0, -0.5, 0.5, 1.0]))
+def test_a_slip_in_u_costs_that_entry_alone_on_any_variant(seed, students, j, delta):
+    params = variants.variants(seed, students)
+    reports = grade_many(params, [hand_answers(p, decimals(4), slip=("u", j, delta)) for p in params])
+    for r in reports:
+        assert r.score == 40.0 - 2.0 / 4 and r.misconceptions == (), not_right(r)
+
+
+def test_follow_through_can_be_turned_off():
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), slip=("h", 1, 1.0)), follow_through=False)
+    assert report.follow_through == () and report.statuses("z") == ["wrong", "wrong"]
+
+
+def test_follow_through_earns_the_rubric_fraction():
+    rubric = Rubric.from_json({**DEFAULT_RUBRIC.to_json(), "follow_through": 0.5})
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), slip=("z", 0, 0.5)), rubric=rubric)
+    assert report.statuses("o") == ["follow-through"] * 2
+    assert report.quantity("o").score == pytest.approx(1.0)
+
+
+def test_copying_the_keys_h_but_computing_z_from_another_h_is_not_follow_through():
+    answers = answers_to_json(HW2_KEY)
+    other_h = np.array(HW2_KEY["h"]) + [0.0, 0.5, 0.0, 0.0]
+    answers["z"] = (HW2.w @ other_h).tolist()
+    report = grade_answers(HW2, answers)
+    assert report.statuses("z") == ["wrong", "wrong"] and "z" not in report.follow_through
+
+
+def test_an_entry_computed_from_a_missing_answer_cannot_earn_follow_through():
+    answers = hand_answers(HW2, decimals(4), slip=("h", 1, 1.0))
+    answers["h"] = [answers["h"][0], None, answers["h"][2], answers["h"][3]]
+    report = grade_answers(HW2, answers)
+    assert report.statuses("h")[1] == "missing" and report.statuses("z") == ["wrong", "wrong"]
+
+
+def test_follow_through_reaches_w_new_through_a_wrong_gradient():
+    answers = hand_answers(HW2, decimals(4), "target-minus-output")
+    report = grade_answers(HW2, answers)
+    assert set(report.statuses("w_new")) <= {"follow-through", "right"} and "gradient-ascent" not in report.misconceptions
+
+
+def test_a_student_probability_of_zero_does_not_match_an_infinite_loss():
+    answers = answers_to_json(HW2_KEY)
+    answers["o"] = [0.0, 1.0]
+    answers["loss"] = 1e308
+    assert grade_answers(HW2, answers).statuses("loss") == ["wrong"]
+
+
+# --- Scores -------------------------------------------------------------------------------------------------
+
+
+def test_missing_answers_score_zero_and_the_rest_is_graded():
+    answers = answers_to_json(HW2_KEY)
+    answers["w_new"] = None
+    answers["v_new"][0] = [None, None, None]
+    report = grade_answers(HW2, answers)
+    assert report.statuses("w_new") == ["missing"] * 8
+    assert report.score == 40.0 - 7.5 - 7.5 * 3 / 12
+
+
+def test_part_scores_follow_the_rubric():
+    report = grade_answers(HW2, HW2_REAL)
+    scores = {p.part: (p.score, p.max_score) for p in report.parts}
+    assert scores == {"1": (None, None), "2": (8.0, 10.0), "3": (None, None), "4": (15.0, 15.0), "5": (15.0, 15.0)}
+
+
+def test_a_rubric_credit_for_a_mistake_is_applied():
+    rubric = Rubric.from_json({**DEFAULT_RUBRIC.to_json(), "mistake_credit": {"log10-loss": 0.25}})
+    assert grade_answers(HW2, HW2_REAL, rubric=rubric).score == 38.5
+
+
+def test_derivations_when_given_are_graded_into_parts_1_and_3():
+    pytest.importorskip("grader.derivations")
+    from grader.derivations import REFERENCE
+
+    sub = from_json({"student_id": "d", "answers": HW2_REAL, "derivations": dict(REFERENCE)}, layout_of(HW2))
+    report = grade_students([_Student(sub, HW2, {})], TOL)[0]
+    assert (report.score, report.max_score) == (58.0, 60.0)
+
+
+def test_all_null_derivations_leave_parts_1_and_3_ungraded():
+    sub = from_json({"student_id": "d", "answers": HW2_REAL, "derivations": {"u": None, "h": None}}, layout_of(HW2))
+    report = grade_students([_Student(sub, HW2, {})], TOL)[0]
+    assert report.max_score == 40.0 and not report.parts[0].graded
+
+
+# --- Files to reports ------------------------------------------------------------------------------------
+
+
+def write(path, obj) -> str:
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def small_class(seed="seed", n=3) -> Manifest:
+    sids = [f"st{k}" for k in range(n)]
+    params = variants.variants(seed, sids)
+    return Manifest("fp", tuple(StudentRecord(s, s, p, {"Section": "A"}) for s, p in zip(sids, params)))
+
+
+def test_roster_students_without_a_file_are_missing_with_zero(tmp_path):
+    manifest = small_class()
+    p = manifest.students[0].params
+    f = write(tmp_path / "a.json", {"student_id": "st0", "answers": hand_answers(p)})
+    book = grade_files([f], manifest)
+    assert [(r.student_id, r.status, r.score) for r in book.reports] == [("st0", GRADED, 40.0), ("st1", MISSING, 0.0), ("st2", MISSING, 0.0)]
+
+
+def test_each_student_is_graded_against_their_own_variant(tmp_path):
+    manifest = small_class()
+    files = [write(tmp_path / f"{s.student_id}.json", {"student_id": s.student_id, "answers": hand_answers(s.params)}) for s in manifest.students]
+    assert all(r.score == 40.0 for r in grade_files(files, manifest).reports)
+
+
+def test_a_file_with_an_id_not_in_the_manifest_is_reported_unmatched(tmp_path):
+    f = write(tmp_path / "x.json", {"student_id": "nobody", "answers": answers_to_json(HW2_KEY)})
+    last = grade_files([f], small_class()).reports[-1]
+    assert (last.student_id, last.status, last.file_stem) == ("nobody", INVALID, None)
+    assert "not in the manifest" in last.errors[0]
+
+
+def test_of_two_files_for_a_student_the_newer_is_graded_and_both_named(tmp_path):
+    import os
+
+    old = write(tmp_path / "old.json", {"student_id": "a", "answers": answers_to_json(HW2_KEY)})
+    new = write(tmp_path / "new.json", {"student_id": "a", "answers": HW2_REAL})
+    os.utime(old, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(new, ns=(2_000_000_000, 2_000_000_000))
+    (report,) = grade_files([new, old]).reports
+    assert report.source == new and report.other_sources == (old,) and report.score == 38.0
+    assert old in report.warnings[0] and new in report.warnings[0]
+
+
+def test_a_bad_file_does_not_stop_the_others(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    good = write(tmp_path / "good.json", {"student_id": "g", "answers": answers_to_json(HW2_KEY)})
+    statuses = {r.source: r.status for r in grade_files([str(bad), good]).reports}
+    assert statuses == {str(bad): INVALID, good: GRADED}
+
+
+def test_collect_files_searches_folders_and_skips_other_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.json").write_text("{}")
+    (tmp_path / "a.JSON").write_text("{}")
+    (tmp_path / "notes.txt").write_text("")
+    found, skipped = grading.collect_files([tmp_path])
+    assert [p.split("/")[-1] for p in found] == ["a.JSON", "b.json"] and skipped[0].endswith("notes.txt")
+
+
+def test_collect_files_leaves_out_the_output_folder(tmp_path):
+    (tmp_path / "grades").mkdir()
+    (tmp_path / "grades" / "results.json").write_text("{}")
+    found, _ = grading.collect_files([tmp_path], exclude=[tmp_path / "grades"])
+    assert found == []
+
+
+def test_large_manifests_load(tmp_path):
+    manifest = small_class(n=600)  # over 1 MiB written
+    manifest.write(tmp_path / "m.json")
+    assert (tmp_path / "m.json").stat().st_size > 1 << 20
+    loaded = grading.load_class_manifest(tmp_path / "m.json")
+    assert [s.student_id for s in loaded.students] == [s.student_id for s in manifest.students]
+    assert all(np.array_equal(a.params.v, b.params.v) for a, b in zip(loaded.students, manifest.students))
+
+
+def test_an_unusual_manifest_is_validated_by_the_manifest_module(tmp_path):
+    obj = small_class(n=2).to_json()
+    obj["students"][1]["params"]["x"] = [1.0, "2", 3.0]
+    (tmp_path / "m.json").write_text(json.dumps(obj))
+    with pytest.raises(Exception, match=r"students\[1\]\.params\.x"):
+        grading.load_class_manifest(tmp_path / "m.json")

@@ -1,0 +1,274 @@
+"""Reading answer files: what is well-formed, and a one-line reason naming the field when not."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from grader import core
+from grader.jsonio import InputError, MAX_INPUT_BYTES
+from grader.params import HW2, answers_to_json, solve_one
+from grader.submission import InvalidSubmission, Submission, layout_for, layout_of, load_submission, read_submission
+
+LAYOUT = layout_of(HW2)
+RIGHT = answers_to_json(solve_one(HW2))
+
+
+def blank() -> dict:
+    """The blank submission.json of `hwgen generate`: every answer present and null."""
+    shapes = LAYOUT.shapes
+    answers = {key: np.full(shapes[key], None).tolist() for key in core.ANSWER_KEYS}
+    return {"student_id": "s1", "answers": answers, "derivations": {k: None for k in ("u", "h", "z", "o", "grad_w", "grad_v")}}
+
+
+def read_text(tmp_path, text: str | bytes, layouts=LAYOUT):
+    path = tmp_path / "sub.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return read_submission(path, layouts)
+
+
+def read_obj(tmp_path, obj, layouts=LAYOUT):
+    return read_text(tmp_path, json.dumps(obj), layouts)
+
+
+def problems(result) -> list[str]:
+    assert isinstance(result, InvalidSubmission), "expected the file to be refused"
+    return list(result.problems)
+
+
+def with_answer(key, value, **extra):
+    return {"student_id": "s1", "answers": {**RIGHT, key: value}, **extra}
+
+
+# --- Well-formed -------------------------------------------------------------------------------
+
+
+def test_the_answers_of_hwgen_solve_are_well_formed(tmp_path):
+    sub = read_obj(tmp_path, {"student_id": "s1", "answers": RIGHT})
+    assert isinstance(sub, Submission) and np.allclose(sub.answers["grad_v"], solve_one(HW2)["grad_v"])
+
+
+def test_the_blank_submission_is_well_formed_with_everything_missing(tmp_path):
+    sub = read_obj(tmp_path, blank())
+    assert isinstance(sub, Submission)
+    assert all(value is None for value in sub.answers.values())
+    assert sub.missing() == [f"answers.{key}" for key in core.ANSWER_KEYS]
+
+
+def test_a_partly_null_answer_keeps_the_given_entries(tmp_path):
+    sub = read_obj(tmp_path, with_answer("grad_w", [[1.0, None, 2.0, 3.0], None]))
+    assert sub.given["grad_w"].tolist() == [[True, False, True, True], [False] * 4]
+    assert sub.missing()[0] == "answers.grad_w[0][1]"
+
+
+def test_an_absent_answer_is_missing_not_malformed(tmp_path):
+    answers = dict(RIGHT)
+    del answers["v_new"]
+    sub = read_obj(tmp_path, {"student_id": "s1", "answers": answers})
+    assert sub.answers["v_new"] is None
+
+
+@pytest.mark.parametrize("loss", [0.31, [0.31], 1])
+def test_the_loss_may_be_a_number_or_a_list_of_one(tmp_path, loss):
+    assert read_obj(tmp_path, with_answer("loss", loss)).answers["loss"] == pytest.approx(float(np.ravel(loss)[0]))
+
+
+def test_integers_are_numbers(tmp_path):
+    assert read_obj(tmp_path, with_answer("u", [2, -1, 4, 0])).answers["u"].tolist() == [2.0, -1.0, 4.0, 0.0]
+
+
+def test_a_numeric_student_id_is_read_as_its_text_with_a_warning(tmp_path):
+    sub = read_obj(tmp_path, {"student_id": 2018170622, "answers": RIGHT})
+    assert sub.student_id == "2018170622" and "student_id" in sub.warnings[0]
+
+
+def test_unknown_keys_are_warnings(tmp_path):
+    sub = read_obj(tmp_path, {"student_id": "s1", "answers": {**RIGHT, "dz": [1, 2]}, "name": "Kim"})
+    assert isinstance(sub, Submission) and sub.warnings == ("name: unknown key, ignored", "answers.dz: unknown key, ignored")
+
+
+def test_a_transposed_gradient_is_kept_transposed_back_and_remembered(tmp_path):
+    sub = read_obj(tmp_path, with_answer("grad_v", np.array(RIGHT["grad_v"]).T.tolist()))
+    assert sub.transposed == {"grad_v"} and np.allclose(sub.answers["grad_v"], RIGHT["grad_v"])
+
+
+def test_a_byte_order_mark_is_harmless(tmp_path):
+    assert isinstance(read_text(tmp_path, "\ufeff" + json.dumps({"student_id": "s", "answers": RIGHT})), Submission)
+
+
+def test_the_layout_follows_the_network_size():
+    layout = layout_for((5, 3, 4))
+    assert layout.shapes["grad_v"] == (3, 5) and layout.size == 3 + 3 + 4 + 4 + 1 + 12 + 15 + 12 + 15
+
+
+def test_entry_names_follow_the_problem():
+    assert LAYOUT.entry_names("grad_w")[:2] == ("dL/dw_11", "dL/dw_12") and LAYOUT.entry_names("loss") == ("L",)
+
+
+# --- Bad files, one line each ---------------------------------------------------------------------
+
+
+def test_not_utf8(tmp_path):
+    assert problems(read_text(tmp_path, b'{"student_id": "\xff"}')) == ["not UTF-8 text (byte 16 is invalid)"]
+
+
+def test_not_json(tmp_path):
+    assert problems(read_text(tmp_path, '{"student_id": "s1", '))[0].startswith("not valid JSON: ")
+
+
+@pytest.mark.parametrize("top", ["[1, 2]", '"text"', "3", "null"])
+def test_a_top_level_that_is_not_an_object(tmp_path, top):
+    assert problems(read_text(tmp_path, top))[0].startswith("the file must be a JSON object")
+
+
+def test_no_student_id(tmp_path):
+    assert problems(read_obj(tmp_path, {"answers": RIGHT})) == ["student_id: is missing"]
+
+
+@pytest.mark.parametrize("sid,kind", [("", "is empty"), ("   ", "is empty"), (True, "expected a string, got a boolean"), (1.5, "expected a string, got a number"), (None, "expected a string, got null")])
+def test_an_unusable_student_id(tmp_path, sid, kind):
+    assert problems(read_obj(tmp_path, {"student_id": sid, "answers": RIGHT})) == [f"student_id: {kind}"]
+
+
+def test_an_unknown_student_id(tmp_path):
+    def layouts(student_id):
+        raise InputError("student_id", f"{student_id!r} is not in the manifest")
+
+    result = read_obj(tmp_path, {"student_id": "zz", "answers": RIGHT}, layouts)
+    assert problems(result) == ["student_id: 'zz' is not in the manifest"] and result.student_id == "zz"
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused_naming_the_field(tmp_path, literal):
+    text = json.dumps(with_answer("z", [1.0, 12345.5])).replace("12345.5", literal, 1)
+    result = read_text(tmp_path, text)
+    assert problems(result) == [f"answers.z[1]: expected a number, got {literal}, which is not a finite number (JSON allows only finite numbers)"]
+    assert result.student_id == "s1"  # still known, so the report goes to the student
+
+
+@pytest.mark.parametrize("literal", ["1e999", "-1E+400", "1" * 400 + ".0"])
+def test_numbers_too_large_to_be_finite_are_refused_naming_the_field(tmp_path, literal):
+    text = json.dumps(with_answer("z", [1.0, 12345.5])).replace("12345.5", literal, 1)
+    assert problems(read_text(tmp_path, text)) == ["answers.z[1]: the number is too large to be finite"]
+
+
+def test_a_huge_integer_is_refused(tmp_path):
+    text = json.dumps(with_answer("z", [1.0, 12345.5])).replace("12345.5", "1" + "0" * 400, 1)
+    assert problems(read_text(tmp_path, text)) == ["answers.z[1]: the number is too large to be finite"]
+
+
+def test_a_non_finite_number_anywhere_is_refused(tmp_path):
+    text = json.dumps({"student_id": "s1", "answers": RIGHT, "note": [1.0]}).replace("[1.0]", "[1e999]")
+    assert problems(read_text(tmp_path, text)) == ["note[0]: the number is too large to be finite"]
+
+
+@pytest.mark.parametrize("value,kind", [("0.31", "a string"), (True, "a boolean"), ({"a": 1}, "an object")])
+def test_strings_and_booleans_where_numbers_belong(tmp_path, value, kind):
+    assert problems(read_obj(tmp_path, with_answer("u", [2.0, value, 4.7, 0.2]))) == [f"answers.u[1]: expected a number, got {kind}"]
+
+
+def test_a_string_in_a_matrix_names_row_and_column(tmp_path):
+    grad_v = [row[:] for row in RIGHT["grad_v"]]
+    grad_v[2][1] = "0"
+    assert problems(read_obj(tmp_path, with_answer("grad_v", grad_v))) == ["answers.grad_v[2][1]: expected a number, got a string"]
+
+
+def test_the_loss_as_a_string(tmp_path):
+    assert problems(read_obj(tmp_path, with_answer("loss", "0.3095"))) == ["answers.loss: expected a number, got a string"]
+
+
+def test_a_ragged_matrix(tmp_path):
+    grad_w = [RIGHT["grad_w"][0], RIGHT["grad_w"][1][:3]]
+    assert problems(read_obj(tmp_path, with_answer("grad_w", grad_w))) == [
+        "answers.grad_w: is ragged: its rows have 3, 4 entries; expected 2 rows of 4"
+    ]
+
+
+def test_a_wrongly_shaped_matrix(tmp_path):
+    assert problems(read_obj(tmp_path, with_answer("w_new", RIGHT["w_new"][:1]))) == [
+        "answers.w_new: expected 2 rows of 4 numbers (a 2x4 matrix), got 1 rows of 4"
+    ]
+
+
+def test_a_transposed_update_is_malformed_not_a_mistake(tmp_path):
+    result = read_obj(tmp_path, with_answer("w_new", np.array(RIGHT["w_new"]).T.tolist()))
+    assert problems(result) == ["answers.w_new: expected 2 rows of 4 numbers (a 2x4 matrix), got 4 rows of 2"]
+
+
+def test_a_vector_of_the_wrong_length(tmp_path):
+    assert problems(read_obj(tmp_path, with_answer("u", [1.0, 2.0]))) == ["answers.u: expected 4 numbers, got 2"]
+
+
+def test_a_number_where_a_vector_belongs(tmp_path):
+    assert problems(read_obj(tmp_path, with_answer("o", 0.5))) == ["answers.o: expected a list of 2 numbers, got a number"]
+
+
+def test_a_column_vector_names_the_entry(tmp_path):
+    assert problems(read_obj(tmp_path, with_answer("z", [[3.67], [2.66]]))) == ["answers.z[0]: expected a number, got a list", "answers.z[1]: expected a number, got a list"]
+
+
+def test_deeply_nested_arrays(tmp_path):
+    deep = "[" * 40 + "1" + "]" * 40
+    found = problems(read_text(tmp_path, json.dumps(with_answer("u", None)).replace("null", deep, 1)))
+    assert found[0] == "arrays or objects nest deeper than 32 levels"
+
+
+def test_brackets_in_derivation_text_are_not_nesting(tmp_path):
+    derivations = {"grad_v": "sum((o[k] - t[k]) * w[k,j], k) * dELU(u[j]) * x[i]" * 3}
+    assert isinstance(read_obj(tmp_path, {"student_id": "s", "answers": RIGHT, "derivations": derivations}), Submission)
+
+
+def test_a_file_over_1_mib_is_refused_unread(tmp_path):
+    result = read_text(tmp_path, b" " * (MAX_INPUT_BYTES + 1))
+    assert problems(result) == [f"file is {MAX_INPUT_BYTES + 1:,} bytes; the limit is {MAX_INPUT_BYTES:,} (not read)"]
+
+
+def test_duplicate_keys(tmp_path):
+    text = '{"student_id": "a", "student_id": "b", "answers": {}}'
+    result = read_text(tmp_path, text)
+    assert problems(result) == ["student_id: appears twice in the same object; keep one"]
+
+
+def test_answers_missing_or_not_an_object(tmp_path):
+    assert problems(read_obj(tmp_path, {"student_id": "s"})) == ['answers: is missing; the file needs an "answers" object']
+    assert problems(read_obj(tmp_path, {"student_id": "s", "answers": [1]}))[0].startswith("answers: expected an object")
+
+
+def test_derivations_that_are_not_an_object(tmp_path):
+    assert problems(read_obj(tmp_path, {"student_id": "s", "answers": RIGHT, "derivations": "u = vx"})) == [
+        "derivations: expected an object (or null); got a string"
+    ]
+
+
+def test_every_problem_is_listed_not_only_the_first(tmp_path):
+    obj = with_answer("u", [1.0, "x", 3.0, 4.0])
+    obj["answers"]["o"] = True
+    assert len(problems(read_obj(tmp_path, obj))) == 2
+
+
+def test_a_thousand_problems_are_capped(tmp_path):
+    obj = with_answer("u", [1.0, 2.0, 3.0, 4.0])
+    obj["junk"] = [1.0] * 1000
+    text = json.dumps(obj).replace("1.0, 1.0", "1e999, 1e999")
+    assert len(problems(read_text(tmp_path, text))) <= 21
+
+
+def test_a_missing_file(tmp_path):
+    assert problems(read_submission(tmp_path / "nope.json", LAYOUT))[0].startswith("cannot read the file")
+
+
+def test_load_submission_raises_an_input_error_naming_the_field(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(with_answer("loss", "x")))
+    with pytest.raises(InputError, match=r"^answers\.loss: expected a number, got a string$"):
+        load_submission(path, LAYOUT)
+
+
+def test_reading_never_modifies_the_file(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(with_answer("loss", "x")))
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    read_submission(path, LAYOUT)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
