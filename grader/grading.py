@@ -37,7 +37,7 @@ import numpy as np
 from grader import core, mistakes
 from grader.filenames import assign_stems, safe_stem
 from grader.jsonio import InputError
-from grader.manifest import Manifest, StudentRecord
+from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, PARAM_KEYS, Params, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.submission import InvalidSubmission, Layout, Submission, layout_of, parse_json, read_bytes, read_submission
@@ -504,7 +504,6 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os
     return found, skipped
 
 
-MAX_MANIFEST_BYTES = 1 << 30  # a manifest holds about 2 kB per student: 1 GiB is half a million
 _STORED_ANSWERS = b'"answers": {'
 
 
@@ -525,9 +524,7 @@ def _without_stored_answers(data: bytes) -> bytes:
 def load_class_manifest(path: str | os.PathLike) -> Manifest:
     """manifest.load_manifest, for classes of any size, and fast.
 
-    load_manifest reads through jsonio's 1 MiB limit for untrusted input, which a class of a
-    few hundred students exceeds, and validates student by student (a second per ten thousand).
-    This reads the file itself and validates the usual manifest (one network size, plain
+    load_manifest validates student by student (a few seconds per ten thousand). This reads the file itself and validates the usual manifest (one network size, plain
     numbers) in whole arrays; anything unusual goes through the manifest module's own
     per-student validation, so the errors are its errors.
     """

@@ -49,34 +49,25 @@ def _no_duplicate_keys(pairs):
     return obj
 
 
-def _nesting_depth(text: str) -> int:
-    """How deep brackets nest, ignoring strings: checked before json sees it, so no RecursionError."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+def _deeper_than(obj: Any, limit: int) -> bool:
+    """Whether parsed JSON nests arrays or objects more than ``limit`` levels deep (iterative)."""
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (list, dict)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def loads_strict(text: str) -> Any:
     """Parse JSON, refusing NaN, Infinity, overflowing numbers, duplicate keys and deep nesting."""
-    if _nesting_depth(text) > MAX_NESTING:
-        raise InputError(None, f"arrays or objects nest deeper than {MAX_NESTING} levels")
+    too_deep = InputError(None, f"arrays or objects nest deeper than {MAX_NESTING} levels")
     try:
-        return json.loads(
+        obj = json.loads(
             text,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
@@ -84,6 +75,11 @@ def loads_strict(text: str) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise InputError(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # the C parser's own guard, far deeper than our limit
+        raise too_deep from None
+    if isinstance(obj, (list, dict)) and _deeper_than(obj, MAX_NESTING):
+        raise too_deep
+    return obj
 
 
 def read_text(path: str | os.PathLike, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
@@ -108,9 +104,9 @@ def read_text(path: str | os.PathLike, *, max_bytes: int = MAX_INPUT_BYTES) -> s
     return text.removeprefix("\ufeff")  # a BOM from Windows editors is harmless
 
 
-def load_json_file(path: str | os.PathLike) -> Any:
+def load_json_file(path: str | os.PathLike, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     """``read_text`` then ``loads_strict``."""
-    return loads_strict(read_text(path))
+    return loads_strict(read_text(path, max_bytes=max_bytes))
 
 
 def _shape_of(value: Any, field: str) -> tuple[int, ...]:

@@ -21,6 +21,8 @@ from grader.jsonio import InputError, dumps, load_json_file, write_atomic
 from grader.params import Params, answers_to_json, solve_one
 
 MANIFEST_NAME = "manifest.json"
+# A manifest holds about 2 kB a student: a class of 100,000 fits with room to spare.
+MAX_MANIFEST_BYTES = 1024**3
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def _student_from_json(obj: Any, n: int) -> StudentRecord:
 
 def load_manifest(path: str | Path) -> Manifest:
     """A manifest from disk, validated; an InputError names the field that is wrong."""
-    obj = load_json_file(path)
+    obj = load_json_file(path, max_bytes=MAX_MANIFEST_BYTES)
     if not isinstance(obj, dict) or not isinstance(obj.get("students"), list):
         raise InputError("students", "a manifest is an object with a list of students")
     students = tuple(_student_from_json(s, n) for n, s in enumerate(obj["students"]))
