@@ -26,7 +26,6 @@ Students are grouped by activation and network size; each group is graded with o
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from grader import core, mistakes
+from grader import core, derivations, mistakes
 from grader.filenames import assign_stems, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
@@ -320,50 +319,39 @@ class _Student:
     extra: dict  # further GradeReport fields (roster, stem, other sources, warnings)
 
 
-def _derivation_grader() -> Callable | None:
-    """grader.derivations.grade_derivations, remembering answers already graded; None while
-    that module does not exist.
+def _derivation_grader() -> Callable[[Any], dict[str, Any]]:
+    """grader.derivations.grade_derivations, remembering answers already graded.
 
     Grading one expression costs milliseconds and a class writes few distinct ones, so each
     (key, text) is graded once. That relies on a derivation's grade depending on its own text
     only, which is how grader.derivations grades (grade_derivation(key, value)).
     """
-    try:
-        module = importlib.import_module("grader.derivations")
-    except ModuleNotFoundError as exc:
-        if exc.name == "grader.derivations":
-            return None
-        raise
-    grade_all = getattr(module, "grade_derivations", None)
-    grade_one = getattr(module, "grade_derivation", None)
-    required = getattr(module, "REQUIRED_KEYS", None)
-    loss_key = getattr(module, "LOSS_KEY", None)
-    if grade_all is None or grade_one is None or required is None:
-        return grade_all
     cache: dict[tuple, Any] = {}
 
-    def grade(derivations: Any) -> dict[str, Any]:
-        if not isinstance(derivations, dict):
-            return grade_all(derivations)
-        keys = (*required, *((loss_key,) if loss_key is not None and loss_key in derivations else ()))
+    def grade(block: Any) -> dict[str, Any]:
+        if not isinstance(block, dict):
+            return derivations.grade_derivations(block)
+        keys = (*derivations.REQUIRED_KEYS, *((derivations.LOSS_KEY,) if derivations.LOSS_KEY in block else ()))
         out = {}
         for key in keys:
-            value = derivations.get(key)
+            value = block.get(key)
             if not isinstance(value, (str, type(None))):
-                out[key] = grade_one(key, value)  # a list or a number: rare, and not hashable as is
+                out[key] = derivations.grade_derivation(key, value)  # a list or a number: not hashable as is
                 continue
             memo = (key, value)
             if memo not in cache:
-                cache[memo] = grade_one(key, value)
+                cache[memo] = derivations.grade_derivation(key, value)
             out[key] = cache[memo]
         return out
 
     return grade
 
 
-def has_derivations(derivations: Any) -> bool:
-    """Did the student write any derivation (an all-null block from the blank file is none)?"""
-    return isinstance(derivations, dict) and any(value is not None for value in derivations.values())
+def has_derivations(block: Any) -> bool:
+    """Did the student write any derivation? An all-null block (as in the blank answer file) is
+    none: parts 1 and 3 are then left ungraded and out of the maximum, so a class that answers
+    them on paper is not marked 0 on them. One written derivation makes both parts count."""
+    return isinstance(block, dict) and any(value is not None for value in block.values())
 
 
 def _round(x: float) -> float:
