@@ -13,6 +13,9 @@ at 0 never decides an answer. A wrong answer agreeing with the right one at 32 g
 would be a coincidence of probability zero; an answer written differently but equal in exact
 arithmetic (a sum expanded, ELU written with where, e^x for exp) differs by rounding only.
 
+A formula may use only the givens (x, v, w, t) and the quantities computed before its own
+(ALLOWED_SYMBOLS): ``u[j]`` for u_j is true but circular, and is refused like an unknown name.
+
 A wrong answer is compared with a small table of known mistakes written in the same language
 (MISTAKES) and, if it matches one, the mistake is named and explained.
 """
@@ -25,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .expr import DEFAULT_SIZES, HIDDEN, INPUT, OUTPUT, Expr, ExprError, evaluate, parse
+from .expr import DEFAULT_SIZES, HIDDEN, INPUT, OUTPUT, Expr, ExprError, evaluate, parse, symbols
 
 # --- What is asked ------------------------------------------------------------------------
 
@@ -54,6 +57,20 @@ LOSS_REFERENCE = "-sum(t[k] * log(o[k]), k)"
 _REFERENCES = {**REFERENCE, LOSS_KEY: LOSS_REFERENCE}
 _FREE = {**FREE_INDICES, LOSS_KEY: ()}
 GRADED_KEYS: tuple[str, ...] = tuple(_REFERENCES)
+
+# The symbols each formula may be written in: the givens and the quantities computed before
+# it. The quantity itself, or one computed from it, would make the formula circular: "u_j = u[j]"
+# or "u_j = where(h[j] >= 0, h[j], log(1 + h[j]))" is true, but it is not a derivation.
+_GIVENS = ("x", "v", "w", "t")
+ALLOWED_SYMBOLS: dict[str, tuple[str, ...]] = {
+    "u": _GIVENS,
+    "h": (*_GIVENS, "u"),
+    "z": (*_GIVENS, "u", "h"),
+    "o": (*_GIVENS, "u", "h", "z"),
+    "grad_w": (*_GIVENS, "u", "h", "z", "o"),
+    "grad_v": (*_GIVENS, "u", "h", "z", "o"),
+    LOSS_KEY: (*_GIVENS, "u", "h", "z", "o"),
+}
 
 # How each quantity is named in feedback.
 LABELS: dict[str, str] = {
@@ -88,6 +105,18 @@ MISTAKES: tuple[Mistake, ...] = (
         "h",
         "where(u[j] >= 0, u[j], 0)",
         "A negative u_j was sent to 0 as ReLU would; ELU gives e^u - 1 for u < 0.",
+    ),
+    Mistake(
+        "relu-for-elu",
+        "z",
+        "sum(w[k,j] * max(u[j], 0), j)",
+        "h_j was taken as ReLU(u_j), sending a negative u_j to 0; ELU gives e^u - 1 for u < 0.",
+    ),
+    Mistake(
+        "relu-for-elu",
+        "grad_w",
+        "(o[k] - t[k]) * max(u[j], 0)",
+        "h_j was taken as ReLU(u_j), sending a negative u_j to 0; ELU gives e^u - 1 for u < 0.",
     ),
     Mistake(
         "sigmoid-output",
@@ -259,7 +288,8 @@ class DerivationResult:
     """The grade of one derivation.
 
     key:      which derivation: "u", "h", "z", "o", "grad_w", "grad_v" or "loss".
-    status:   "right", "wrong", "invalid" (not a string, or does not parse) or "missing"
+    status:   "right", "wrong", "invalid" (not a string, does not parse, or circular: uses
+              its own quantity or a later one) or "missing"
               (absent, null, or only whitespace).
     fraction: 1.0 when right, else 0.0.
     mistake:  the id of the catalogued mistake the answer equals, else None.
@@ -304,9 +334,26 @@ def _read(key: str, value: object) -> _Reading:
     if not isinstance(value, str):
         return _Reading(INVALID, None, f"{key}: expected an expression as a string, got {_json_type(value)}")
     try:
-        return _Reading(None, parse(value, _FREE[key]), "")
+        tree = parse(value, _FREE[key])
+        _check_symbols(key, tree)
     except ExprError as error:
         return _Reading(INVALID, None, error.for_field(key))
+    return _Reading(None, tree, "")
+
+
+def _check_symbols(key: str, tree: Expr) -> None:
+    """Refuse a circular formula: one that uses its own quantity or a later one."""
+    allowed = ALLOWED_SYMBOLS[key]
+    for node in symbols(tree):
+        if node.name in allowed:
+            continue
+        label = LABELS[key]
+        why = "is the quantity this formula defines" if node.name == key else f"is computed from {label}"
+        raise ExprError(
+            f"{node.name} at column {node.col} {why}, so it cannot be used here; "
+            f"write {label} with {', '.join(allowed)}",
+            node.col,
+        )
 
 
 # --- Hints for wrong answers --------------------------------------------------------------
@@ -412,6 +459,7 @@ def check_derivations(derivations: Mapping[str, object]) -> list[str]:
 
 
 __all__ = [
+    "ALLOWED_SYMBOLS",
     "FREE_INDICES",
     "GRADED_KEYS",
     "IDENTITY_ATOL",

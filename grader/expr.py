@@ -289,6 +289,20 @@ _LOOKALIKES = {
     "\u2264": "<=",
     "\u2265": ">=",
     "\u2211": "sum(EXPR, m)",
+    "\u03a3": "sum(EXPR, m)",  # Greek capital sigma, typed for the summation sign
+    "\u03c3": "sigmoid(...)",
+    "\u00b2": "^2",
+    "\u00b3": "^3",
+}
+# Other characters students type, with what to do instead (a whole clause, not "type X").
+_CHARACTER_HINTS = {
+    "\\": "the answer is plain text, not LaTeX: write sum(x[i]^2, i), not \\sum_i x_i^2",
+    "{": "group with ( and ), not braces",
+    "}": "group with ( and ), not braces",
+    "=": "give only the formula, without 'name =' in front; inside where, compare with ==, <= or >=",
+    "'": "primes are not read; write the derivative of ELU as dELU(...)",
+    "\u2032": "primes are not read; write the derivative of ELU as dELU(...)",  # prime
+    "\u2019": "primes are not read; write the derivative of ELU as dELU(...)",  # right single quote
 }
 
 
@@ -314,12 +328,14 @@ class _Token(NamedTuple):  # a tuple: cheap to make 2,000 of
 
 def _describe_bad_character(char: str, col: int) -> str:
     if char.isascii() and char.isprintable():
-        shown = repr(char)
+        shown = f"'{char}'" if char != "'" else '"\'"'
     else:
         shown = f"U+{ord(char):04X}" + (f" {char!r}" if char.isprintable() else "")
     message = f"unexpected character {shown} at column {col}"
     if char in _LOOKALIKES:
         message += f"; type {_LOOKALIKES[char]} instead"
+    elif char in _CHARACTER_HINTS:
+        message += f"; {_CHARACTER_HINTS[char]}"
     return message
 
 
@@ -383,10 +399,15 @@ def _tokenize(text: str) -> Iterator[_Token]:
 _SYMBOL_HINT = re.compile(r"^(ostar|[xvwtuhzo])_?([a-df-z0-9]+)$")
 
 
+_DERIVATIVE_NAME = re.compile(r"^(d_?elu(_?du)?|elu_?(prime|deriv|derivative|grad|d))$")
+
+
 def _unknown_name_message(token: _Token) -> str:
     message = f"unknown name '{_shorten(token.text)}' at column {token.col} ("
     hint = _SYMBOL_HINT.match(token.text.lower())
-    if hint:
+    if _DERIVATIVE_NAME.match(token.text.lower()):
+        message += "did you mean dELU(...)? "
+    elif hint:
         symbol, rest = hint.groups()
         arity = len(SYMBOL_SLOTS[SYMBOL_ALIASES.get(symbol, symbol)])
         indices = [rest] if rest.isdigit() and arity == 1 else list(rest)
@@ -628,6 +649,12 @@ class _Parser:
                     f"brackets, {token.text}[...]",
                     token.col,
                 )
+            if name == "o" and self._at("*"):
+                raise ExprError(
+                    f"o* at column {token.col} is read as o times something; write the target o*_k as t[k] "
+                    f"(or ostar[k])",
+                    token.col,
+                )
             raise ExprError(f"{token.text} takes {_plural(arity, 'index')}, got 0 at column {token.col}", token.col)
         self._advance()
         indices: list[str | int] = []
@@ -635,6 +662,20 @@ class _Parser:
         for index_token in self._list_items("]"):
             indices.append(self._index(index_token))
             columns.append(index_token.col)
+            if self._at(*_ARITHMETIC, "**"):
+                operator = self._peek()
+                raise ExprError(
+                    f"'{operator.text}' at column {operator.col}: an index is a single letter or a whole "
+                    f"number; arithmetic on indices such as z[3-k] is not supported (write the terms out "
+                    f"with whole numbers, z[1] and z[2])",
+                    operator.col,
+                )
+        if len(indices) != arity and self._at("["):
+            raise ExprError(
+                f"{token.text} takes {_plural(arity, 'index')} in one pair of brackets, separated by "
+                f"commas, as in v[j,i] (column {token.col})",
+                token.col,
+            )
         if len(indices) != arity:
             raise ExprError(
                 f"{token.text} takes {_plural(arity, 'index')}, got {len(indices)} at column {token.col}",
@@ -643,6 +684,8 @@ class _Parser:
         return Sym(name, tuple(indices), col=token.col, index_cols=tuple(columns))
 
     def _open_call(self, token: _Token) -> None:
+        if self._peek().kind == _BAD:  # ELU'(u[j]): the character's own message says more
+            raise self._unexpected(self._peek())
         if not self._at("("):
             raise ExprError(
                 f"{token.text} at column {token.col} must be followed by '(' (found {self._peek().shown()})",
@@ -680,6 +723,12 @@ class _Parser:
             )
         self._advance()
         letter = self._index_letter(index_token)
+        if self._peek().kind == _BAD and self._peek().text == "=":
+            raise ExprError(
+                f"'=' at column {self._peek().col}: the second argument of sum is only the letter, "
+                f"as in sum(x[i]^2, i); its range is known from where the letter is used",
+                self._peek().col,
+            )
         if self._at(","):
             raise ExprError(
                 f"sum takes 2 arguments, sum(EXPR, m), got more at column {token.col}", token.col
@@ -900,6 +949,18 @@ def parse(text: str, free: tuple[str, ...] = (), sizes: Mapping[str, int] = DEFA
     tree = _Parser(text).parse()
     _check(tree, free, sizes)
     return tree
+
+
+def symbols(expr: Node) -> tuple[Sym, ...]:
+    """Every indexed symbol in the tree, in reading order (by column)."""
+    found: list[Sym] = []
+    stack: list[Node] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Sym):
+            found.append(node)
+        stack.extend(_children(node))
+    return tuple(sorted(found, key=lambda node: node.col))
 
 
 # --- Public API: evaluate -----------------------------------------------------------------
@@ -1125,5 +1186,6 @@ __all__ = [
     "evaluate",
     "parse",
     "sizes_of",
+    "symbols",
     "to_text",
 ]

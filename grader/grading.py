@@ -534,17 +534,8 @@ def load_class_manifest(path: str | os.PathLike) -> Manifest:
         raise InputError("students", "a manifest is an object with a list of students")
     students = _records_fast(obj["students"])
     if students is None:
-        students = tuple(manifest_module._student_from_json(s, n) for n, s in enumerate(obj["students"]))
-    seen: set[str] = set()
-    for s in students:
-        if s.student_id in seen:
-            raise InputError("students", f"student id {s.student_id!r} appears twice")
-        seen.add(s.student_id)
-    return Manifest(
-        seed_fingerprint=str(obj.get("seed_fingerprint", "")),
-        students=students,
-        hwgen_version=str(obj.get("hwgen_version", "")),
-    )
+        students = tuple(manifest_module.student_from_json(s, n) for n, s in enumerate(obj["students"]))
+    return manifest_module.manifest_of(obj, students)
 
 
 _PARAM_KEYS = frozenset(PARAM_KEYS)

@@ -40,7 +40,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _no_duplicate_keys(pairs):
+def no_duplicate_keys(pairs):
     obj = {}
     for key, value in pairs:
         if key in obj:
@@ -71,7 +71,7 @@ def loads_strict(text: str) -> Any:
             text,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
-            object_pairs_hook=_no_duplicate_keys,
+            object_pairs_hook=no_duplicate_keys,
         )
     except json.JSONDecodeError as exc:
         raise InputError(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None

@@ -67,7 +67,7 @@ class Manifest:
         write_atomic(path, dumps(self.to_json()))
 
 
-def _student_from_json(obj: Any, n: int) -> StudentRecord:
+def student_from_json(obj: Any, n: int) -> StudentRecord:
     where = f"students[{n}]"
     if not isinstance(obj, dict):
         raise InputError(where, "must be an object")
@@ -92,7 +92,11 @@ def load_manifest(path: str | Path) -> Manifest:
     obj = load_json_file(path, max_bytes=MAX_MANIFEST_BYTES)
     if not isinstance(obj, dict) or not isinstance(obj.get("students"), list):
         raise InputError("students", "a manifest is an object with a list of students")
-    students = tuple(_student_from_json(s, n) for n, s in enumerate(obj["students"]))
+    return manifest_of(obj, tuple(student_from_json(s, n) for n, s in enumerate(obj["students"])))
+
+
+def manifest_of(obj: dict[str, Any], students: tuple[StudentRecord, ...]) -> Manifest:
+    """The Manifest of a parsed manifest object whose students are already validated."""
     seen: set[str] = set()
     for s in students:
         if s.student_id in seen:

@@ -89,6 +89,22 @@ class Params:
         return cls(x, v, w, target, lr, activation)
 
 
+def answer_shapes(sizes: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
+    """The shape of each answer, keyed as ``core.ANSWER_KEYS``, for sizes (I, J, K)."""
+    n_in, n_hidden, n_out = sizes
+    return {
+        "u": (n_hidden,),
+        "h": (n_hidden,),
+        "z": (n_out,),
+        "o": (n_out,),
+        "loss": (),
+        "grad_w": (n_out, n_hidden),
+        "grad_v": (n_hidden, n_in),
+        "w_new": (n_out, n_hidden),
+        "v_new": (n_hidden, n_in),
+    }
+
+
 def solve_one(params: Params) -> dict[str, np.ndarray]:
     """The answers to one instance, keyed as ``core.ANSWER_KEYS``, without the batch axis."""
     return core.solve(

@@ -29,7 +29,7 @@ import numpy as np
 from grader import __version__, core, derivations, mistakes
 from grader.formatting import fixed
 from grader.jsonio import InputError, dumps
-from grader.params import HW2, Params, stack
+from grader.params import HW2, Params, answer_shapes, stack
 
 FORMATS = ("md", "tex")
 # The points of parts 1-5, as in HW#2.
@@ -746,19 +746,7 @@ def _derivation_rows() -> list[dict[str, Any]]:
 
 def blank_submission(params: Params, student_id: str) -> dict[str, Any]:
     """The answer file a student fills in: every answer present, null in the right shape."""
-    n_in, n_hidden, n_out = params.sizes
-    shapes = {
-        "u": (n_hidden,),
-        "h": (n_hidden,),
-        "z": (n_out,),
-        "o": (n_out,),
-        "loss": (),
-        "grad_w": (n_out, n_hidden),
-        "grad_v": (n_hidden, n_in),
-        "w_new": (n_out, n_hidden),
-        "v_new": (n_hidden, n_in),
-    }
-    assert tuple(shapes) == core.ANSWER_KEYS
+    shapes = answer_shapes(params.sizes)
     return {
         "student_id": student_id,
         "answers": {key: np.full(shape, None).tolist() for key, shape in shapes.items()},

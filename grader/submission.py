@@ -31,8 +31,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from grader import core
-from grader.jsonio import MAX_INPUT_BYTES, MAX_NESTING, InputError
-from grader.params import Params
+from grader.jsonio import MAX_INPUT_BYTES, MAX_NESTING, InputError, no_duplicate_keys
+from grader.params import Params, answer_shapes
 
 TOP_LEVEL_KEYS = ("student_id", "answers", "derivations")
 TRANSPOSABLE = ("grad_w", "grad_v")
@@ -62,18 +62,7 @@ class Layout:
 @lru_cache(maxsize=None)
 def layout_for(sizes: tuple[int, int, int]) -> Layout:
     """The layout of answers for a network of ``sizes`` (I, J, K)."""
-    n_in, n_hidden, n_out = sizes
-    shapes = {
-        "u": (n_hidden,),
-        "h": (n_hidden,),
-        "z": (n_out,),
-        "o": (n_out,),
-        "loss": (),
-        "grad_w": (n_out, n_hidden),
-        "grad_v": (n_hidden, n_in),
-        "w_new": (n_out, n_hidden),
-        "v_new": (n_hidden, n_in),
-    }
+    shapes = answer_shapes(sizes)
     slices, start = {}, 0
     for key in core.ANSWER_KEYS:
         count = math.prod(shapes[key])
@@ -202,15 +191,6 @@ def _reject_constant(name: str):
     raise _NotFinite(None, f"{name} is not a number JSON allows; write a finite number")
 
 
-def _no_duplicate_keys(pairs):
-    obj = {}
-    for key, value in pairs:
-        if key in obj:
-            raise InputError(key, "appears twice in the same object; keep one")
-        obj[key] = value
-    return obj
-
-
 def _lenient_json(text: str, repeated: list[str]) -> Any:
     """The JSON with non-finite numbers as NonFinite and repeated keys kept last (and listed in
     ``repeated``), or None when it is not JSON at all.
@@ -267,7 +247,7 @@ def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool 
     text = text.removeprefix("\ufeff")
     hooks: dict[str, Any] = {"parse_constant": _reject_constant}
     if check_duplicates:
-        hooks["object_pairs_hook"] = _no_duplicate_keys
+        hooks["object_pairs_hook"] = no_duplicate_keys
     try:
         obj = json.loads(text, **hooks)
     except RecursionError:
