@@ -20,7 +20,7 @@ def safe_stem(student_id: str) -> str:
     stem = _UNSAFE.sub("_", student_id).strip("._") or "student"
     if stem == student_id and len(stem) <= MAX_STEM and stem.lower() not in _RESERVED:
         return stem
-    digest = hashlib.sha256(student_id.encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha256(student_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{stem[:MAX_STEM]}-{digest}"
 
 
@@ -36,7 +36,7 @@ def assign_stems(student_ids: list[str]) -> dict[str, str]:
     for student_id in student_ids:
         stem = safe_stem(student_id)
         if stem.lower() in taken:  # macOS and Windows folders ignore case
-            stem = f"{stem}-{hashlib.sha256(student_id.encode('utf-8')).hexdigest()[:8]}"
+            stem = f"{stem}-{hashlib.sha256(student_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
         taken.add(stem.lower())
         stems[student_id] = stem
     return stems

@@ -177,32 +177,46 @@ class Gradebook:
 # --- The batched engine -----------------------------------------------------------------------------
 
 
-def _close(tol: Tolerance, answer: np.ndarray, expected: np.ndarray) -> np.ndarray:
+def _close(tol: Tolerance, answer: np.ndarray, expected: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
     """Tolerance.close, except that a non-finite expected value (the log of a student's 0) is
     never matched: |a - inf| <= atol + rtol * inf would otherwise hold."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return tol.close(answer, expected) & np.isfinite(expected)
+        return tol.close(answer, expected, scale) & np.isfinite(expected)
 
 
-def _recomputed(stu: dict[str, np.ndarray], given: dict[str, np.ndarray], activation: str) -> dict[str, np.ndarray]:
-    """Each quantity recomputed from the student's own earlier answers (NaN where one is missing)."""
+def _recomputed(
+    stu: dict[str, np.ndarray], given: dict[str, np.ndarray], activation: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each quantity recomputed from the student's own earlier answers (NaN where one is
+    missing), and the size of the terms each was summed from (see Tolerance.allowance): a
+    student who rounds every product by hand is consistent with their own answers within a
+    tolerance of the terms, though the sum may cancel to far less (z = 2.04 - 1.62 - ... = 0.12).
+    """
     act = core.ACTIVATIONS[activation]
     x, v, w, target, lr = (given[k] for k in ("x", "v", "w", "target", "lr"))
     target_class = np.argmax(target, axis=1)[:, None]
     dz = stu["o"] - target  # (N, K)
     with np.errstate(all="ignore"):
-        out = {
+        df = act.df(stu["u"])  # (N, J)
+        values = {
             "h": act.f(stu["u"]),
             "z": np.einsum("nkj,nj->nk", w, stu["h"]),
             "o": core.softmax(stu["z"]),
             # Only o at the target class enters the loss, so a blank elsewhere does not matter.
             "loss": -np.log(np.take_along_axis(stu["o"], target_class, axis=1)[:, 0]),
             "grad_w": dz[:, :, None] * stu["h"][:, None, :],
-            "grad_v": (np.einsum("nk,nkj->nj", dz, w) * act.df(stu["u"]))[:, :, None] * x[:, None, :],
+            "grad_v": (np.einsum("nk,nkj->nj", dz, w) * df)[:, :, None] * x[:, None, :],
             "w_new": w - lr[:, None, None] * stu["grad_w"],
             "v_new": v - lr[:, None, None] * stu["grad_v"],
         }
-    return out
+        scales = {
+            "z": np.einsum("nkj,nj->nk", np.abs(w), np.abs(stu["h"])),  # (N, K)  sum_j |w_kj h_j|
+            "grad_v": (np.einsum("nk,nkj->nj", np.abs(dz), np.abs(w)) * np.abs(df))[:, :, None]
+            * np.abs(x)[:, None, :],  # (N, J, I)  sum_k |dz_k w_kj| |f'(u_j)| |x_i|
+            "w_new": np.abs(w) + lr[:, None, None] * np.abs(stu["grad_w"]),  # (N, K, J)
+            "v_new": np.abs(v) + lr[:, None, None] * np.abs(stu["grad_v"]),  # (N, J, I)
+        }
+    return values, scales
 
 
 def _inputs_right(key: str, right: dict[str, np.ndarray], target: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -227,18 +241,20 @@ def _inputs_right(key: str, right: dict[str, np.ndarray], target: np.ndarray, sh
 
 
 def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: np.ndarray, given: np.ndarray) -> np.ndarray:
-    """Entries that show a mistake made: those matching its value, in the students whose answer
-    matches it at every given entry the mistake visibly changes (and it changes one at least).
+    """Entries that show a mistake made: wrong entries matching its value, in the students whose
+    answer matches it at half or more of the given entries it visibly changes.
 
-    Asking for the whole pattern, not entry by entry, is what tells mistakes apart where one
+    Asking for most of the pattern, not a single entry, is what tells mistakes apart where one
     entry coincides: with e^u = 0.5, ELU' taken as e^u - 1 flips the sign of that row of dL/dv
-    exactly as o* - o does, but o* - o flips the other rows too.
+    exactly as o* - o does, but o* - o flips the other rows too. Asking for half, not all of
+    it, still names a mistake made alongside a slip in one of its entries.
     """
     n = answer.shape[0]
-    matches = _close(tol, answer, wrong_value)
     changed = given & np.isfinite(wrong_value) & np.isfinite(correct) & ~_close(tol, wrong_value, correct)
-    changed2, matches2 = changed.reshape(n, -1), matches.reshape(n, -1)
-    coherent = changed2.any(axis=1) & (matches2 | ~changed2).all(axis=1)
+    matches = changed & _close(tol, answer, wrong_value) & ~_close(tol, answer, correct)
+    n_changed = changed.reshape(n, -1).sum(axis=1)
+    n_matched = matches.reshape(n, -1).sum(axis=1)
+    coherent = (n_matched >= 1) & (2 * n_matched >= n_changed)
     return matches & coherent.reshape((n,) + (1,) * (answer.ndim - 1))
 
 
@@ -255,7 +271,7 @@ def entry_codes(
     key, (N, *shape) int8, and the key's solution."""
     key_sol = core.solve(**given, activation=activation)
     n = len(key_sol)
-    ft_values = _recomputed(stu, given, activation)
+    ft_values, ft_scales = _recomputed(stu, given, activation)
     key_chain = mistakes.chain_from(given, key_sol, activation)
     stu_chain = mistakes.chain_from(given, stu, activation)
     right: dict[str, np.ndarray] = {}
@@ -267,7 +283,7 @@ def entry_codes(
         ft_value = ft_values.get(key)
         is_follow = np.zeros_like(is_right)
         if ft_value is not None:
-            consistent = _close(tolerance, answer, ft_value)
+            consistent = _close(tolerance, answer, ft_value, ft_scales.get(key))
             is_right |= consistent & _inputs_right(key, right, given["target"], answer.shape)
             if follow_through:
                 is_follow = consistent & ~is_right

@@ -160,11 +160,16 @@ def dumps(obj: Any) -> str:
     return _encode(obj, "") + "\n"
 
 
+def encode_text(text: str) -> bytes:
+    """UTF-8, with any lone surrogate from a hostile file written as its escape, never a crash."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8") if isinstance(text, str) else text
+    data = encode_text(text) if isinstance(text, str) else text
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -40,7 +40,7 @@ from grader.grading import (
     GradeReport,
     credit_table,
 )
-from grader.jsonio import dumps, write_atomic
+from grader.jsonio import dumps, encode_text, write_atomic
 
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 TITLE = "HW#2"
@@ -487,7 +487,7 @@ def _write_feedback(chunk: list[GradeReport], gradebook: Gradebook, reveal: bool
     out = []
     for report in chunk:
         path = feedback_dir / f"{report.file_stem}.md"
-        data = feedback_markdown(report, gradebook, reveal).encode("utf-8")
+        data = encode_text(feedback_markdown(report, gradebook, reveal))
         if not in_worker:
             _write_if_changed(path, data)
             data = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -256,7 +257,31 @@ def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool 
         raise InputError(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if check_depth and text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
         raise InputError(None, _TOO_DEEP)
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(obj):
+        # A lone \ud800 decodes to a str that no file or hash can take: refuse it here, whole.
+        raise InputError(None, "contains a \\ud800-\\udfff escape that is not text (a lone surrogate)")
     return obj
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """Whether any key or string in parsed JSON holds half a surrogate pair (iterative)."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def read_submission(path: str | os.PathLike, layouts: LayoutSource) -> Submission | InvalidSubmission:
@@ -431,6 +456,9 @@ def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | No
     stripped = value.strip()
     if not stripped:
         problems.append("student_id: is empty")
+        return None
+    if not stripped.isprintable():
+        problems.append(f"student_id: contains control characters: {_clip(stripped)!r}")
         return None
     if stripped != value:
         warnings.append(f"student_id: surrounding spaces removed from {_clip(value)!r}")

@@ -28,9 +28,13 @@ class Tolerance:
     atol: float = DEFAULT_ATOL
     sigfigs: int | None = None
 
-    def allowance(self, expected: np.ndarray) -> np.ndarray:
-        """How far an answer may be from ``expected``, entry by entry."""
-        magnitude = np.abs(expected)
+    def allowance(self, expected: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        """How far an answer may be from ``expected``, entry by entry.
+
+        ``scale``, where given, is the size of the terms ``expected`` was summed from: rounding
+        each term by hand errs in proportion to the terms, not to a sum they cancel down to.
+        """
+        magnitude = np.abs(expected) if scale is None else np.maximum(np.abs(expected), scale)
         if self.sigfigs is None:
             return self.atol + self.rtol * magnitude
         with np.errstate(divide="ignore"):
@@ -38,12 +42,12 @@ class Tolerance:
         unit = np.where(magnitude > 0, 10.0 ** (exponent - self.sigfigs + 1), 0.0)
         return self.atol + unit
 
-    def close(self, answer, expected) -> np.ndarray:
+    def close(self, answer, expected, scale=None) -> np.ndarray:
         """Elementwise: is ``answer`` within tolerance of ``expected``? NaN is never close."""
         answer = np.asarray(answer, dtype=np.float64)
         expected = np.asarray(expected, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            return np.abs(answer - expected) <= self.allowance(expected)
+            return np.abs(answer - expected) <= self.allowance(expected, scale)
 
     def describe(self) -> str:
         if self.sigfigs is not None:

@@ -132,9 +132,16 @@ def test_an_entry_within_atol_plus_rtol_of_expected_is_right():
 
 def test_an_entry_just_outside_the_tolerance_is_wrong():
     answers = answers_to_json(HW2_KEY)
-    z1 = 3.673130160148429
-    answers["z"] = [z1 + 0.001 + 0.01 * z1 + 1e-6, 2.659252064059372]
-    assert grade_answers(HW2, answers, follow_through=False).statuses("z")[0] == "wrong"
+    answers["u"] = [2.0 + 0.001 + 0.01 * 2.0 + 1e-6, -1.5, 4.7, 0.2]
+    assert grade_answers(HW2, answers, follow_through=False).statuses("u")[0] == "wrong"
+
+
+def test_a_sum_of_rounded_products_that_cancels_is_still_right():
+    # z_1 of HW#2 is 2.0 - 0.7769 + 2.35 + 0.1: rounding each product to 3 figures by hand can
+    # move it by more than 1% of the sum, but not by 1% of the terms.
+    answers = answers_to_json(HW2_KEY)
+    answers["z"] = [2.0 - 0.777 + 2.35 + 0.1 + 0.04, 2.659252064059372]
+    assert grade_answers(HW2, answers, follow_through=False).statuses("z") == ["right", "right"]
 
 
 def test_an_expected_zero_is_graded_by_the_absolute_tolerance():

@@ -1,0 +1,76 @@
+"""Cases found by an adversarial review: a hostile file never stops the class, and a mistake
+made alongside a slip is still named."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from grader.cli import cli
+from grader.params import HW2, answers_to_json, solve_one
+
+from test_grading import grade_answers
+
+SUBMISSION_DIR = "in"
+
+
+def grade_folder(tmp_path, files: dict[str, str]) -> dict:
+    folder = tmp_path / SUBMISSION_DIR
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["grade", str(folder), "--out", str(tmp_path / "out")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))["students"]
+    return {r["source"].rsplit("/", 1)[-1]: r for r in records}
+
+
+def right_file(student_id: str) -> str:
+    return json.dumps({"student_id": student_id, "answers": answers_to_json(solve_one(HW2))})
+
+
+def test_a_lone_surrogate_in_the_student_id_makes_that_file_invalid_not_the_run_fail(tmp_path):
+    records = grade_folder(tmp_path, {"bad.json": '{"student_id": "a\\ud800b", "answers": {}}', "ok.json": right_file("ok")})
+    assert records["bad.json"]["status"] == "invalid"
+    assert records["ok.json"]["score"] == 40
+
+
+def test_a_lone_surrogate_in_a_key_name_makes_that_file_invalid_not_the_run_fail(tmp_path):
+    records = grade_folder(tmp_path, {"bad.json": '{"student_id": "b", "answers": {"\\udc00": 1}}', "ok.json": right_file("ok")})
+    assert records["bad.json"]["status"] == "invalid"
+    assert records["ok.json"]["status"] == "graded"
+
+
+def test_a_control_character_in_the_student_id_is_refused(tmp_path):
+    records = grade_folder(tmp_path, {"bad.json": '{"student_id": "x\\u0000y", "answers": {}}'})
+    assert records["bad.json"]["errors"] == ["student_id: contains control characters: 'x\\x00y'"]
+
+
+def test_a_surrogate_pair_is_ordinary_text(tmp_path):
+    records = grade_folder(tmp_path, {"ok.json": right_file("ok\U0001f600")})
+    assert records["ok.json"]["status"] == "graded"
+
+
+def elu_derivative_one_answers() -> dict:
+    """HW#2 to 4 decimals with ELU'(u_2) taken as 1: row 2 of dL/dv is dL/dh_2 x."""
+    answers = json.loads(json.dumps(answers_to_json(solve_one(HW2))))
+    dh2 = -0.1597
+    answers["grad_v"][1] = [round(dh2 * x, 4) for x in (1.0, 1.5, -0.5)]
+    return answers
+
+
+def test_elu_derivative_one_is_named_when_made_cleanly():
+    assert "elu-derivative-one" in grade_answers(HW2, elu_derivative_one_answers()).misconceptions
+
+
+def test_elu_derivative_one_is_named_alongside_a_slip_in_one_of_its_entries():
+    answers = elu_derivative_one_answers()
+    answers["grad_v"][1][2] = 0.0892  # a copying slip: the mistake gives 0.0799
+    assert "elu-derivative-one" in grade_answers(HW2, answers).misconceptions
+
+
+def test_a_lone_coincident_entry_does_not_name_a_mistake():
+    answers = json.loads(json.dumps(answers_to_json(solve_one(HW2))))
+    answers["grad_v"][0][0] = -answers["grad_v"][0][0]  # one sign slip: o* - o flips every entry
+    assert "target-minus-output" not in grade_answers(HW2, answers).misconceptions
