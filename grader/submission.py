@@ -31,11 +31,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from grader import core
+from grader import core, derivations
 from grader.jsonio import MAX_INPUT_BYTES, MAX_NESTING, InputError, no_duplicate_keys
 from grader.params import Params, answer_shapes
 
 TOP_LEVEL_KEYS = ("student_id", "answers", "derivations")
+DERIVATION_KEYS = (*derivations.REQUIRED_KEYS, derivations.LOSS_KEY)
 TRANSPOSABLE = ("grad_w", "grad_v")
 MAX_PROBLEMS = 20  # lines of problems (and of warnings) reported per file  # a gradient written transposed is the transposed-gradient mistake
 _LARGEST = sys.float_info.max
@@ -392,6 +393,9 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
     if derivations is not None and not isinstance(derivations, dict):
         problems.append(f"derivations: expected an object (or null); got {_kind(derivations)}")
         derivations = None
+    for key in derivations or ():
+        if key not in DERIVATION_KEYS:
+            warnings.append(f"derivations.{_clip(key)}: unknown key, ignored (expected {', '.join(DERIVATION_KEYS)})")
     _non_finite(derivations, "derivations", problems)
 
     array = np.array(values, dtype=np.float64) if layout is not None and not problems else None  # None -> NaN
@@ -427,7 +431,10 @@ def _non_finite(value: Any, field: str, problems: list[str]) -> None:
 
 
 def _clip(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+    """Student text for a message: cut short, with anything unprintable (a control character, a
+    lone surrogate) written as its escape, so that no terminal or file chokes on it."""
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 NON_FINITE = "which is not a finite number"
@@ -458,7 +465,7 @@ def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | No
         problems.append("student_id: is empty")
         return None
     if not stripped.isprintable():
-        problems.append(f"student_id: contains control characters: {_clip(stripped)!r}")
+        problems.append(f"student_id: contains control characters: '{_clip(stripped)}'")
         return None
     if stripped != value:
         warnings.append(f"student_id: surrounding spaces removed from {_clip(value)!r}")
