@@ -309,6 +309,10 @@ def read_submission(path: str | os.PathLike, layouts: LayoutSource) -> Submissio
         if obj is None:
             return InvalidSubmission([str(exc)], source=source, mtime_ns=mtime_ns)
         result = from_json(obj, layouts, source=source, mtime_ns=mtime_ns)
+        if isinstance(exc, _NotFinite) and isinstance(result, Submission) and not repeated:
+            # from_json refuses a non-finite number wherever it reads one, so this one sits in
+            # an unknown key, which is ignored with a warning already: grade the rest.
+            return result
         problems = list(result.problems) if isinstance(result, InvalidSubmission) else []
         problems += [f"{_clip(key)}: appears twice in the same object; keep one" for key in dict.fromkeys(repeated)]
         if not (isinstance(exc, _NotFinite) and any(NON_FINITE in p for p in problems)) and str(exc) not in problems:

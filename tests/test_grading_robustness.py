@@ -74,3 +74,15 @@ def test_a_lone_coincident_entry_does_not_name_a_mistake():
     answers = json.loads(json.dumps(answers_to_json(solve_one(HW2))))
     answers["grad_v"][0][0] = -answers["grad_v"][0][0]  # one sign slip: o* - o flips every entry
     assert "target-minus-output" not in grade_answers(HW2, answers).misconceptions
+
+
+def test_a_nan_in_an_unknown_key_is_ignored_with_the_key(tmp_path):
+    records = grade_folder(tmp_path, {"f.json": '{"student_id": "n1", "scratch": NaN, "answers": {"u": [2.0, -1.5, 4.7, 0.2]}}'})
+    assert (records["f.json"]["status"], records["f.json"]["score"]) == ("graded", 2.0)
+    assert records["f.json"]["warnings"] == ["scratch: unknown key, ignored"]
+
+
+def test_a_nan_in_an_answer_makes_the_file_invalid_naming_the_entry(tmp_path):
+    records = grade_folder(tmp_path, {"f.json": '{"student_id": "n2", "answers": {"u": [2.0, NaN, 4.7, 0.2]}}'})
+    assert records["f.json"]["status"] == "invalid"
+    assert records["f.json"]["errors"][0].startswith("answers.u[1]: expected a number, got NaN")
