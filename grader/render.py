@@ -744,11 +744,22 @@ def _derivation_rows() -> list[dict[str, Any]]:
     return [{"key": key, "math": Safe(math), "letters": letters} for key, math, letters in table]
 
 
+# The first thing a student reads in their answer file; the grader ignores it. Its example is
+# deliberately not an answer to the problem.
+SUBMISSION_HELP = (
+    "Replace each null. answers: numbers, to 4 decimal places or more; a matrix is a list of its "
+    "rows. derivations: formulas as text, in the letters of the problem with 1-based indices, for "
+    "example sum(x[i]^2, i) for the sum over i of x_i squared. The problem sheet lists every name "
+    "you may use."
+)
+
+
 def blank_submission(params: Params, student_id: str) -> dict[str, Any]:
     """The answer file a student fills in: every answer present, null in the right shape."""
     shapes = answer_shapes(params.sizes)
     return {
         "student_id": student_id,
+        "help": SUBMISSION_HELP,
         "answers": {key: np.full(shape, None).tolist() for key, shape in shapes.items()},
         "derivations": {key: None for key in DERIVATION_KEYS},
     }

@@ -35,7 +35,7 @@ from grader import core, derivations
 from grader.jsonio import MAX_INPUT_BYTES, MAX_NESTING, InputError, no_duplicate_keys
 from grader.params import Params, answer_shapes
 
-TOP_LEVEL_KEYS = ("student_id", "answers", "derivations")
+TOP_LEVEL_KEYS = ("student_id", "help", "answers", "derivations")  # "help" is the blank file's note
 DERIVATION_KEYS = (*derivations.REQUIRED_KEYS, derivations.LOSS_KEY)
 TRANSPOSABLE = ("grad_w", "grad_v")
 MAX_PROBLEMS = 20  # lines of problems (and of warnings) reported per file  # a gradient written transposed is the transposed-gradient mistake

@@ -432,3 +432,23 @@ def test_key_shows_the_expected_derivations_in_the_expression_language():
     key = render.render_key(HW2, None, "md")
     for text in derivations.REFERENCE.values():
         assert f"`{text}`" in key
+
+
+def test_blank_submission_explains_the_language_with_an_example_that_is_not_an_answer():
+    from grader import derivations, render
+    from grader.params import HW2
+
+    help_text = render.blank_submission(HW2, "s")["help"]
+    assert "sum(x[i]^2, i)" in help_text
+    assert not any(reference in help_text for reference in derivations.REFERENCE.values())
+
+
+def test_blank_submission_is_well_formed_without_warnings():
+    import json as json_module
+
+    from grader import render, submission
+    from grader.params import HW2
+
+    blank = json_module.loads(render.blank_submission_json(HW2, "s"))
+    result = submission.from_json(blank, submission.layout_of(HW2))
+    assert isinstance(result, submission.Submission) and not result.warnings
