@@ -18,6 +18,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -452,8 +453,13 @@ def write_reports(
     feedback files that are not there yet. Feedback for a large class is written by worker
     processes while this one builds the gradebook files."""
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     feedback_dir = out / "feedback"
-    feedback_dir.mkdir(parents=True, exist_ok=True)
+    # A first run builds the feedback folder aside and renames it into place whole, so its files
+    # need no rename each (half the cost of creating them); a later run replaces, file by file,
+    # only those that changed.
+    fresh = not feedback_dir.is_dir() or not any(feedback_dir.iterdir())
+    target = Path(tempfile.mkdtemp(prefix=".feedback.", dir=out)) if fresh else feedback_dir
     with_feedback = [r for r in gradebook.reports if r.file_stem is not None]
     texts: dict[str, str] = {}
 
@@ -462,12 +468,21 @@ def write_reports(
         texts["canvas"] = canvas_csv(gradebook, assignment)
         texts["results"] = results_json(gradebook)
 
-    done = chunked_map(_write_feedback, with_feedback, (gradebook, reveal, feedback_dir), progress, meanwhile=gradebook_files)
-    # Files rendered by worker processes are created here, one at a time: creating files in one
-    # folder from several processes at once is slower than from one (they queue for the folder).
-    for stem, data in done:
-        if data is not None:
-            _write_if_changed(feedback_dir / f"{stem}.md", data)
+    try:
+        done = chunked_map(_write_feedback, with_feedback, (gradebook, reveal, target, fresh), progress, meanwhile=gradebook_files)
+        # Changed files rendered by worker processes are replaced here, one at a time: creating
+        # files in one folder from several processes at once gains little and risks more.
+        for stem, data in done:
+            if data is not None:
+                _write_if_changed(feedback_dir / f"{stem}.md", data)
+        if fresh:
+            os.chmod(target, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
+            if feedback_dir.is_dir():
+                feedback_dir.rmdir()  # empty, as checked above
+            os.rename(target, feedback_dir)
+    finally:
+        if fresh and target.exists():
+            shutil.rmtree(target, ignore_errors=True)
     if progress is not None and len(gradebook.reports) > len(with_feedback):
         progress(len(gradebook.reports) - len(with_feedback))
     grades, canvas, results = out / "grades.csv", out / "canvas.csv", out / "results.json"
@@ -480,21 +495,33 @@ def write_reports(
 _MAIN_PID = os.getpid()  # a forked worker keeps this value and has a pid of its own
 
 
-def _write_feedback(chunk: list[GradeReport], gradebook: Gradebook, reveal: bool, feedback_dir: Path) -> list[tuple[str, bytes | None]]:
-    """Render each report's feedback; write it when running in the main process, else hand back
-    the bytes of the files that are new or changed (None for those already up to date)."""
+def _write_feedback(
+    chunk: list[GradeReport], gradebook: Gradebook, reveal: bool, folder: Path, fresh: bool
+) -> list[tuple[str, bytes | None]]:
+    """Render each report's feedback into ``folder``. A ``fresh`` folder is private to this run
+    (renamed into place once complete), so files are created there directly, in any process.
+    Otherwise a file is replaced when running in the main process; a worker hands back the
+    bytes of the files that are new or changed (None for those already up to date)."""
     in_worker = os.getpid() != _MAIN_PID
     out = []
     for report in chunk:
-        path = feedback_dir / f"{report.file_stem}.md"
+        path = folder / f"{report.file_stem}.md"
         data = encode_text(feedback_markdown(report, gradebook, reveal))
-        if not in_worker:
+        if fresh:
+            _create(path, data)
+            data = None
+        elif not in_worker:
             _write_if_changed(path, data)
             data = None
         elif _up_to_date(path, data):
             data = None
         out.append((report.file_stem, data))
     return out
+
+
+def _create(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def summary(gradebook: Gradebook) -> str:
