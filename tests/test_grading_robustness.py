@@ -86,3 +86,19 @@ def test_a_nan_in_an_answer_makes_the_file_invalid_naming_the_entry(tmp_path):
     records = grade_folder(tmp_path, {"f.json": '{"student_id": "n2", "answers": {"u": [2.0, NaN, 4.7, 0.2]}}'})
     assert records["f.json"]["status"] == "invalid"
     assert records["f.json"]["errors"][0].startswith("answers.u[1]: expected a number, got NaN")
+
+
+def test_a_first_run_leaves_no_staging_folder_and_a_readable_feedback_folder(tmp_path):
+    grade_folder(tmp_path, {"ok.json": right_file("ok")})
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["canvas.csv", "feedback", "grades.csv", "results.json"]
+    assert (out / "feedback").stat().st_mode & 0o777 == 0o755
+    assert [p.name for p in (out / "feedback").iterdir()] == ["ok.md"]
+
+
+def test_a_second_run_into_the_same_folder_gives_the_same_bytes(tmp_path):
+    grade_folder(tmp_path, {"ok.json": right_file("ok")})
+    first = (tmp_path / "out" / "feedback" / "ok.md").read_bytes()
+    result = CliRunner().invoke(cli, ["grade", str(tmp_path / SUBMISSION_DIR), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    assert (tmp_path / "out" / "feedback" / "ok.md").read_bytes() == first
