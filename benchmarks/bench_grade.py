@@ -156,18 +156,21 @@ def main() -> None:
         else:
             manifest, root = make_class(folder, args.n, args.seed)
         baseline_cmd = [sys.executable, "-c", BASELINE, str(root)]
-        out = folder / "grades"
-
-        def grade_cmd() -> list[str]:
+        def grade_cmd(out: Path) -> list[str]:
             return [sys.executable, "-m", "grader", "grade", str(root), "--manifest", str(manifest), "--out", str(out)]
 
         times: dict[str, list[float]] = {"baseline": [], "grade": [], "regrade": []}
         _time(baseline_cmd)  # warm the page cache so that neither side pays for the first read
-        for _ in range(args.repeats):
-            times["baseline"].append(_time(baseline_cmd))
+        outs = [folder / f"grades-{n}" for n in range(args.repeats)]
+        for out in outs:
+            # A new folder each time: deleting the last run's 20,000 files just before a timed run
+            # would bill it for the file system's clean-up (run after all timings instead).
             shutil.rmtree(out, ignore_errors=True)
-            times["grade"].append(_time(grade_cmd()))
-            times["regrade"].append(_time(grade_cmd()))
+            times["baseline"].append(_time(baseline_cmd))
+            times["grade"].append(_time(grade_cmd(out)))
+            times["regrade"].append(_time(grade_cmd(out)))
+        for out in outs:
+            shutil.rmtree(out, ignore_errors=True)
         median = {name: statistics.median(values) for name, values in times.items()}
         print(f"N = {args.n:,} submissions, {args.repeats} repeats, medians:")
         for name in ("baseline", "grade", "regrade"):
