@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import core, variants
+from grader import core, derivations, variants
 from grader.manifest import Manifest, StudentRecord
 from grader.params import stack
 
@@ -50,14 +50,7 @@ for root, dirs, files in os.walk(sys.argv[1]):
 print(count)
 """
 
-RIGHT_DERIVATIONS = {
-    "u": "sum(v[j,i] * x[i], i)",
-    "h": "ELU(u[j])",
-    "z": "sum(w[k,j] * h[j], j)",
-    "o": "exp(z[k]) / sum(exp(z[m]), m)",
-    "grad_w": "(o[k] - t[k]) * h[j]",
-    "grad_v": "sum((o[k] - t[k]) * w[k,j], k) * dELU(u[j]) * x[i]",
-}
+RIGHT_DERIVATIONS = derivations.REFERENCE
 
 
 def _sig3(a: np.ndarray) -> np.ndarray:

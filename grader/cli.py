@@ -11,6 +11,7 @@ import click
 from grader import __version__, formatting, variants
 from grader.jsonio import InputError, dumps, load_json_file
 from grader.params import HW2, Params, answers_to_json, solve_one
+from grader.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
 
 SEED_HELP = "The secret seed of the class (default: the HWGEN_SEED environment variable)."
 
@@ -29,7 +30,13 @@ def load_params(path: str | None) -> Params:
         raise click.ClickException(f"{'standard input' if path == '-' else path}: {exc}") from None
 
 
-seed_option = click.option("--seed", envvar="HWGEN_SEED", required=True, help=SEED_HELP)
+def _non_empty_seed(ctx, param, value):
+    if value is not None and not value:
+        raise click.BadParameter("the seed must not be empty")
+    return value
+
+
+seed_option = click.option("--seed", envvar="HWGEN_SEED", required=True, callback=_non_empty_seed, help=SEED_HELP)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,9 +106,7 @@ def variant(seed, student_id):
     click.echo(dumps(variants.variant(seed, student_id).to_json()), nl=False)
 
 
-# --- grade and check (issue 4) ------------------------------------------------------------------
-
-from grader.tolerance import DEFAULT_ATOL, DEFAULT_RTOL  # noqa: E402  (issue 4's section of this file)
+# --- grade and check ------------------------------------------------------------------------------
 
 PROGRESS_BAR_FROM = 500  # files; below this a run takes about a second and a bar is noise
 
@@ -239,12 +244,9 @@ def check(file, manifest_path):
     problems = list(result.problems) if isinstance(result, sub.InvalidSubmission) else []
     derivations = None if isinstance(result, sub.InvalidSubmission) else result.derivations
     if has_derivations(derivations):
-        try:
-            from grader.derivations import check_derivations
-        except ImportError:
-            check_derivations = None
-        if check_derivations is not None:
-            problems += [f"derivations.{p}" if not p.startswith("derivations") else p for p in check_derivations(derivations)]
+        from grader.derivations import check_derivations
+
+        problems += [p if p.startswith("derivations") else f"derivations.{p}" for p in check_derivations(derivations)]
     for line in result.warnings:
         click.echo(f"{name}: warning: {line}")
     if not isinstance(result, sub.InvalidSubmission):
@@ -259,7 +261,7 @@ def check(file, manifest_path):
     click.echo(f"{name}: well-formed; {given} of {result.layout.size} answer entries given")
 
 
-# --- generate and key (issue 3) -------------------------------------------------------------------
+# --- generate and key ---------------------------------------------------------------------------
 
 
 def _progress_bars():
@@ -329,6 +331,8 @@ def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, f
         result = bundle.generate_class(seed, loaded.entries, out_dir, templates_dir, pdf, force, _progress_bars())
     except (InputError, bundle.PdfError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the output folder: not writable, on a full disk, ...
+        raise click.ClickException(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     students = f"{result.students} student{'s' if result.students != 1 else ''}"
     keys = "keys (Markdown, LaTeX and PDF)" if result.pdf else "keys (Markdown and LaTeX)"
     click.echo(f"Wrote {students} to {out_dir}: manifest.json, problem sheets and answer files, {keys}.", err=True)

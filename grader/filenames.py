@@ -29,10 +29,11 @@ def is_safe_stem(stem: str) -> bool:
     return bool(stem) and _UNSAFE.search(stem) is None and not stem.startswith(".") and len(stem) <= 2 * MAX_STEM
 
 
-def assign_stems(student_ids: list[str]) -> dict[str, str]:
-    """A distinct safe stem for every id, also when two stems differ only in case."""
+def assign_stems(student_ids: list[str], reserved: tuple[str, ...] = ()) -> dict[str, str]:
+    """A distinct safe stem for every id, also when two stems differ only in case, and none of
+    them one of the ``reserved`` names (a file of the tool's own, like keys/all.pdf)."""
     stems: dict[str, str] = {}
-    taken: set[str] = set()
+    taken: set[str] = {name.lower() for name in reserved}
     for student_id in student_ids:
         stem = safe_stem(student_id)
         if stem.lower() in taken:  # macOS and Windows folders ignore case

@@ -222,12 +222,7 @@ def _build_pdfs(
 def file_stems(student_ids: list[str]) -> dict[str, str]:
     """filenames.assign_stems, keeping clear of keys/all.pdf: a student whose id is "all" gets a
     suffixed stem instead of being overwritten by the combined document."""
-    stems = assign_stems(student_ids)
-    reserved = Path(ALL_KEYS_PDF).stem
-    for sid, stem in stems.items():
-        if stem.lower() == reserved:
-            stems[sid] = f"{stem}-{hashlib.sha256(sid.encode('utf-8')).hexdigest()[:8]}"
-    return stems
+    return assign_stems(student_ids, reserved=(Path(ALL_KEYS_PDF).stem,))
 
 
 def generate_class(

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from grader import core, derivations, mistakes
-from grader.filenames import assign_stems, safe_stem
+from grader.filenames import assign_stems, is_safe_stem, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, PARAM_KEYS, Params, stack
@@ -589,7 +589,7 @@ def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
             return None
         stem = entry.get("file_stem")
         ids.append(sid)
-        stems.append(stem if type(stem) is str and safe_stem(stem) == stem else safe_stem(sid))
+        stems.append(stem if type(stem) is str and is_safe_stem(stem) else safe_stem(sid))
         rosters.append(dict(roster))
         acts.append(activation)
         xs.append(p["x"]), vs.append(p["v"]), ws.append(p["w"]), ts.append(p["target"]), lrs.append(p["lr"])
@@ -661,7 +661,7 @@ def chunked_map(
     workers = workers_for(len(items))
     if meanwhile is not None and workers > 1:
         workers -= 1  # this process is busy with ``meanwhile``: one core is taken already
-    if workers_for(len(items)) == 1:
+    if workers == 1:
         for start, stop in bounds:
             out.extend(func(items[start:stop], *args))
             if progress is not None:

@@ -17,6 +17,9 @@ from grader import core
 from grader.jsonio import InputError, to_array, tolist
 
 PARAM_KEYS = ("x", "v", "w", "target", "lr", "activation")
+# Far beyond any homework, and small enough that every quantity of any instance stays finite
+# in float64 (products of three such numbers, summed, are about 1e24).
+MAX_MAGNITUDE = 1e6
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class Params:
             raise InputError("target", "must be one-hot: a single 1 and 0 elsewhere")
         if not lr > 0:
             raise InputError("lr", "must be a positive number")
+        for name, values in (("x", x), ("v", v), ("w", w), ("lr", np.array(lr))):
+            if np.abs(values).max() > MAX_MAGNITUDE:
+                raise InputError(name, f"has a number larger than {MAX_MAGNITUDE:g} in size")
         if not isinstance(activation, str) or activation not in core.ACTIVATIONS:
             allowed = ", ".join(core.ACTIVATIONS)
             raise InputError("activation", f"must be one of {allowed}; got {str(activation)[:40]!r}")

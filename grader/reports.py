@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import importlib.util
 import io
 import json
 import os
@@ -280,9 +279,8 @@ def _shared(gradebook: Gradebook) -> dict[str, str]:
     if cached is not None and cached[0] is gradebook:
         return cached[1]
     credit = credit_table(gradebook.rubric, gradebook.follow_through)[FOLLOW_CODE]
-    derivations_graded = importlib.util.find_spec("grader.derivations") is not None
     shared = {
-        "ungraded": "Not graded: your file has no derivations." if derivations_graded else "Not graded yet.",
+        "ungraded": "Not graded: your file has no derivations.",
         "tolerance": f"An entry is right when {_code(gradebook.tolerance.describe())}.",
         "follow_through": (
             "An entry marked *follow-through* is wrong against the key but right for your own earlier\n"
@@ -475,6 +473,8 @@ def write_reports(
         for stem, data in done:
             if data is not None:
                 _write_if_changed(feedback_dir / f"{stem}.md", data)
+        if not fresh:
+            _remove_stale(feedback_dir, {f"{r.file_stem}.md" for r in with_feedback})
         if fresh:
             os.chmod(target, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
             if feedback_dir.is_dir():
@@ -517,6 +517,14 @@ def _write_feedback(
             data = None
         out.append((report.file_stem, data))
     return out
+
+
+def _remove_stale(feedback_dir: Path, current: set[str]) -> None:
+    """Delete feedback files of an earlier run for students who are not in this one, so the
+    folder never holds feedback that results.json does not describe."""
+    for path in feedback_dir.glob("*.md"):
+        if path.name not in current:
+            path.unlink(missing_ok=True)
 
 
 def _create(path: Path, data: bytes) -> None:

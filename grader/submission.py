@@ -37,8 +37,8 @@ from grader.params import Params, answer_shapes
 
 TOP_LEVEL_KEYS = ("student_id", "help", "answers", "derivations")  # "help" is the blank file's note
 DERIVATION_KEYS = (*derivations.REQUIRED_KEYS, derivations.LOSS_KEY)
-TRANSPOSABLE = ("grad_w", "grad_v")
-MAX_PROBLEMS = 20  # lines of problems (and of warnings) reported per file  # a gradient written transposed is the transposed-gradient mistake
+TRANSPOSABLE = ("grad_w", "grad_v")  # a gradient written transposed is the transposed-gradient mistake
+MAX_PROBLEMS = 20  # lines of problems (and of warnings) reported per file
 _LARGEST = sys.float_info.max
 _NUMBER_TYPES = frozenset({float, int, type(None)})
 _KINDS = {str: "a string", bool: "a boolean", dict: "an object", list: "a list", type(None): "null"}

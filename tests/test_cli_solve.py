@@ -121,3 +121,16 @@ def test_every_command_has_help_with_an_example(name):
 def test_every_command_has_a_short_help_line(name):
     command: click.Command = cli.commands[name]
     assert command.get_short_help_str().strip()
+
+
+def test_huge_params_are_refused_before_they_overflow():
+    bad = dict(HW2.to_json(), x=[1e308, 1.0, 1.0])
+    result = run("solve", "--params", "-", input=json.dumps(bad))
+    assert result.exit_code == 1
+    assert result.output == "Error: standard input: x: has a number larger than 1e+06 in size\n"
+
+
+def test_an_empty_seed_is_a_usage_error():
+    result = run("variant", "--seed", "", "--student", "x")
+    assert result.exit_code == 2
+    assert "the seed must not be empty" in result.output

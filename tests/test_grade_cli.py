@@ -270,7 +270,6 @@ def test_check_with_a_manifest_knows_each_students_id(generated_class):
 
 
 def test_check_reports_derivations_that_do_not_parse(workdir):
-    pytest.importorskip("grader.derivations")
     obj = json.loads((workdir / "submissions/with_derivations.json").read_text())
     obj["derivations"]["u"] = "sum(v[j,i] * x[i], i"
     (workdir / "d.json").write_text(json.dumps(obj))

@@ -364,7 +364,6 @@ def test_a_rubric_credit_for_a_mistake_is_applied():
 
 
 def test_derivations_when_given_are_graded_into_parts_1_and_3():
-    pytest.importorskip("grader.derivations")
     from grader.derivations import REFERENCE
 
     sub = from_json({"student_id": "d", "answers": HW2_REAL, "derivations": dict(REFERENCE)}, layout_of(HW2))

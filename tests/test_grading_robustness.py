@@ -102,3 +102,11 @@ def test_a_second_run_into_the_same_folder_gives_the_same_bytes(tmp_path):
     result = CliRunner().invoke(cli, ["grade", str(tmp_path / SUBMISSION_DIR), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0
     assert (tmp_path / "out" / "feedback" / "ok.md").read_bytes() == first
+
+
+def test_regrading_fewer_students_into_the_same_folder_removes_their_old_feedback(tmp_path):
+    grade_folder(tmp_path, {"a.json": right_file("a"), "b.json": right_file("b")})
+    (tmp_path / SUBMISSION_DIR / "b.json").unlink()
+    result = CliRunner().invoke(cli, ["grade", str(tmp_path / SUBMISSION_DIR), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "feedback").iterdir()) == ["a.md"]

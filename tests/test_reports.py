@@ -191,9 +191,10 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
 def test_the_same_inputs_give_byte_identical_output_folders(samples, tmp_path):
     for out in ("a", "b"):
         write_reports(book_of(samples), tmp_path / out)
-    for path in sorted((tmp_path / "a").rglob("*")):
-        if path.is_file():
-            assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+    files = {out: sorted(p.relative_to(tmp_path / out) for p in (tmp_path / out).rglob("*") if p.is_file()) for out in ("a", "b")}
+    assert files["a"] == files["b"]
+    for relative in files["a"]:
+        assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only")
