@@ -28,7 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .expr import DEFAULT_SIZES, HIDDEN, INPUT, OUTPUT, Expr, ExprError, evaluate, parse, symbols
+from grader import core
+from grader.expr import DEFAULT_SIZES, HIDDEN, INPUT, OUTPUT, Expr, ExprError, evaluate, parse, symbols
 
 # --- What is asked ------------------------------------------------------------------------
 
@@ -181,17 +182,12 @@ IDENTITY_ATOL = 1e-10
 _PIECEWISE_KEYS = ("h", "grad_v")
 
 
-def _elu(u: np.ndarray) -> np.ndarray:
-    return np.where(u >= 0, u, np.expm1(np.minimum(u, 0.0)))
-
-
 def _forward(x: np.ndarray, v: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
-    """u, h, z, o of a batch of networks (leading axis: points), softmax computed stably."""
+    """u, h, z, o of a batch of networks (leading axis: points), by the numeric core."""
     u = np.einsum("pji,pi->pj", v, x)
-    h = _elu(u)
+    h = core.ACTIVATIONS["elu"].f(u)
     z = np.einsum("pkj,pj->pk", w, h)
-    shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    return {"u": u, "h": h, "z": z, "o": shifted / shifted.sum(axis=1, keepdims=True)}
+    return {"u": u, "h": h, "z": z, "o": core.softmax(z)}
 
 
 def _weights_with_margin(rng: np.random.Generator, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -53,6 +53,8 @@ from typing import Callable, Iterator, Mapping, NamedTuple, Union
 
 import numpy as np
 
+from grader import core
+
 # --- Limits -------------------------------------------------------------------------------
 
 MAX_EXPR_CHARS = 2_000  # longer text is refused before it is tokenized
@@ -93,17 +95,10 @@ _KIND_RANGE_NAMES = {INPUT: "inputs", HIDDEN: "hidden units", OUTPUT: "outputs"}
 _KIND_ADJECTIVES = {INPUT: "an input index", HIDDEN: "a hidden-unit index", OUTPUT: "an output index"}
 
 
-def _elu(a: np.ndarray) -> np.ndarray:
-    # expm1 of the clipped value: accurate near 0 and no overflow in the unused branch
-    return np.where(a >= 0, a, np.expm1(np.minimum(a, 0.0)))
-
-
-def _elu_derivative(a: np.ndarray) -> np.ndarray:
-    return np.where(a >= 0, 1.0, np.exp(np.minimum(a, 0.0)))
-
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-a))  # exp overflow gives 1/inf = 0, the right limit
+# The same functions the numeric core uses, so a formula and the key can never disagree on them.
+_elu = core.ACTIVATIONS["elu"].f
+_elu_derivative = core.ACTIVATIONS["elu"].df
+_sigmoid = core.ACTIVATIONS["sigmoid"].f
 
 
 # Canonical function name -> vectorised implementation (argument counts in _FUNCTION_ARITY).
