@@ -18,7 +18,6 @@ The same seed, roster, templates and hwgen version give byte-identical files, PD
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re

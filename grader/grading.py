@@ -39,7 +39,8 @@ from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, PARAM_KEYS, Params, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
-from grader.submission import InvalidSubmission, Layout, Submission, layout_of, parse_json, read_bytes, read_submission
+from grader.jsonio import read_bytes
+from grader.submission import InvalidSubmission, Layout, Submission, layout_of, parse_json, read_submission
 from grader.tolerance import Tolerance
 
 GRADED, INVALID, MISSING = "graded", "invalid", "missing"  # a student's status

@@ -25,14 +25,23 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from grader import core, derivations
-from grader.jsonio import MAX_INPUT_BYTES, MAX_NESTING, InputError, no_duplicate_keys
+from grader.jsonio import (
+    MAX_NESTING,
+    TOO_DEEP,
+    InputError,
+    NonFiniteError,
+    decode_utf8,
+    loads_strict,
+    nesting_depth,
+    read_bytes,
+)
 from grader.params import Params, answer_shapes
 
 TOP_LEVEL_KEYS = ("student_id", "help", "answers", "derivations")  # "help" is the blank file's note
@@ -156,30 +165,6 @@ def _invalid(problems, student_id, warnings, source, mtime_ns) -> InvalidSubmiss
 LayoutSource = Layout | Callable[[str], Layout]
 
 
-def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> tuple[bytes, int]:
-    """A file's bytes and modification time; files over the size limit are refused unread."""
-    if str(path) == "-":
-        data = sys.stdin.buffer.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise InputError(None, f"input is over the limit of {max_bytes:,} bytes")
-        return data, 0
-    try:
-        st = os.stat(path)
-        if st.st_size > max_bytes:
-            raise InputError(None, f"file is {st.st_size:,} bytes; the limit is {max_bytes:,} (not read)")
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise InputError(None, f"cannot read the file: {exc.strerror or exc}") from None
-    if len(data) > max_bytes:  # it grew after the stat
-        raise InputError(None, f"file is over the limit of {max_bytes:,} bytes")
-    return data, st.st_mtime_ns
-
-
-class _NotFinite(InputError):
-    """A NaN or an Infinity literal, refused while parsing."""
-
-
 class NonFinite:
     """Stands in for a non-finite number when a file is re-read to say where it is."""
 
@@ -187,10 +172,6 @@ class NonFinite:
 
     def __init__(self, text: str):
         self.text = text
-
-
-def _reject_constant(name: str):
-    raise _NotFinite(None, f"{name} is not a number JSON allows; write a finite number")
 
 
 def _lenient_json(text: str, repeated: list[str]) -> Any:
@@ -218,46 +199,11 @@ def _lenient_json(text: str, repeated: list[str]) -> Any:
         return None
 
 
-_TOO_DEEP = f"arrays or objects nest deeper than {MAX_NESTING} levels"
-
-
-def nesting_depth(obj: Any) -> int:
-    """How deeply lists and objects nest in parsed JSON (a number is 0, [] is 1, [[1]] is 2)."""
-    deepest = 0
-    stack = [(obj, 1)] if isinstance(obj, (list, dict)) else []
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (list, dict)):
-                stack.append((child, depth + 1))
-    return deepest
-
-
 def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool = True) -> Any:
-    """Strict JSON from bytes, by jsonio's rules: UTF-8, no NaN or Infinity, no duplicate keys,
-    nesting at most MAX_NESTING. The C parser guards its own recursion, so the nesting is
-    measured on what it returns, and only when there are enough brackets to matter.
-
-    A number too large for a float (1e999) parses as infinity here, at C speed; from_json
-    refuses it where it stands, naming the field (a Python hook on every float would double the
-    cost of reading a submission)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(None, f"not UTF-8 text (byte {exc.start} is invalid)") from None
-    text = text.removeprefix("\ufeff")
-    hooks: dict[str, Any] = {"parse_constant": _reject_constant}
-    if check_duplicates:
-        hooks["object_pairs_hook"] = no_duplicate_keys
-    try:
-        obj = json.loads(text, **hooks)
-    except RecursionError:
-        raise InputError(None, _TOO_DEEP) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if check_depth and text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
-        raise InputError(None, _TOO_DEEP)
+    """jsonio.loads_strict on a submission's bytes, leaving 1e999 for from_json to refuse where
+    it stands, and refusing a lone surrogate, which no file or hash can take."""
+    text = decode_utf8(data)
+    obj = loads_strict(text, check_duplicates=check_duplicates, check_depth=check_depth, finite_floats=False)
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(obj):
         # A lone \ud800 decodes to a str that no file or hash can take: refuse it here, whole.
         raise InputError(None, "contains a \\ud800-\\udfff escape that is not text (a lone surrogate)")
@@ -299,7 +245,7 @@ def read_submission(path: str | os.PathLike, layouts: LayoutSource) -> Submissio
     try:
         obj = parse_json(data, check_depth=False)
         if not _nesting_ok(data, obj):
-            raise InputError(None, _TOO_DEEP)
+            raise InputError(None, TOO_DEEP)
     except InputError as exc:
         # Refused as JSON; if it is JSON nonetheless (NaN, a repeated key), read it leniently
         # to tell whose file it is and where the problem sits.
@@ -309,13 +255,13 @@ def read_submission(path: str | os.PathLike, layouts: LayoutSource) -> Submissio
         if obj is None:
             return InvalidSubmission([str(exc)], source=source, mtime_ns=mtime_ns)
         result = from_json(obj, layouts, source=source, mtime_ns=mtime_ns)
-        if isinstance(exc, _NotFinite) and isinstance(result, Submission) and not repeated:
+        if isinstance(exc, NonFiniteError) and isinstance(result, Submission) and not repeated:
             # from_json refuses a non-finite number wherever it reads one, so this one sits in
             # an unknown key, which is ignored with a warning already: grade the rest.
             return result
         problems = list(result.problems) if isinstance(result, InvalidSubmission) else []
         problems += [f"{_clip(key)}: appears twice in the same object; keep one" for key in dict.fromkeys(repeated)]
-        if not (isinstance(exc, _NotFinite) and any(NON_FINITE in p for p in problems)) and str(exc) not in problems:
+        if not (isinstance(exc, NonFiniteError) and any(NON_FINITE in p for p in problems)) and str(exc) not in problems:
             problems.insert(0, str(exc))
         return InvalidSubmission(problems, student_id=result.student_id, warnings=result.warnings, source=source, mtime_ns=mtime_ns)
     return from_json(obj, layouts, source=source, mtime_ns=mtime_ns)

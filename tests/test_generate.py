@@ -4,7 +4,6 @@ determinism to the byte, safe file names, and what it refuses to overwrite."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

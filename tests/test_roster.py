@@ -112,7 +112,7 @@ def test_repeated_header_columns_are_refused():
 
 
 def test_unreadable_files():
-    with pytest.raises(InputError, match=r"cannot read .*nope\.csv"):
+    with pytest.raises(InputError, match=r"^cannot read the file: "):
         read_roster("nope.csv")
 
 
