@@ -660,8 +660,6 @@ def chunked_map(
     bounds = [(start, min(start + CHUNK, len(items))) for start in range(0, len(items), CHUNK)]
     out: list = []
     workers = workers_for(len(items))
-    if meanwhile is not None and workers > 1:
-        workers -= 1  # this process is busy with ``meanwhile``: one core is taken already
     if workers == 1:
         for start, stop in bounds:
             out.extend(func(items[start:stop], *args))
@@ -674,7 +672,9 @@ def chunked_map(
 
     _FORKED = (func, items, args)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # ``meanwhile`` keeps this process busy, on a core of its own.
+        pool_size = workers - 1 if meanwhile is not None else workers
+        with multiprocessing.get_context("fork").Pool(pool_size) as pool:
             parts = pool.imap(_run_forked, bounds)  # every task is handed out at once
             if meanwhile is not None:
                 meanwhile()
