@@ -329,7 +329,8 @@ def feedback_markdown(report: GradeReport, gradebook: Gradebook, reveal: bool = 
             sections += ["", f"## Part {_text(part.part)}: {title} ({marks})", "", *body]
         ungraded = [p.part for p in report.parts if not p.graded]
         out.append(f"**Score: {score_text(report.score)} out of {max_score}**" + (f" ({_parts_phrase(ungraded)} not graded)." if ungraded else "."))
-        out += ["", f"Graded from {_code(report.source or '')}. {shared['tolerance']}"]
+        # The file's name only: the instructor's folders are none of the student's business.
+        out += ["", f"Graded from {_code(os.path.basename(report.source or ''))}. {shared['tolerance']}"]
         if gradebook.follow_through:
             out.append(shared["follow_through"])
         if report.misconceptions:
