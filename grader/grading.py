@@ -37,7 +37,7 @@ from grader import core, derivations, mistakes
 from grader.filenames import assign_stems, is_safe_stem, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
-from grader.params import HW2, PARAM_KEYS, Params, stack
+from grader.params import HW2, PARAM_KEYS, Params, batch_groups, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.jsonio import read_bytes
 from grader.submission import InvalidSubmission, Layout, Submission, layout_of, parse_json, read_submission
@@ -383,9 +383,7 @@ def grade_students(
 ) -> list[GradeReport]:
     """Grade well-formed submissions, one group of equal activation and size at a time."""
     reports: list[GradeReport | None] = [None] * len(students)
-    groups: dict[tuple, list[int]] = {}
-    for n, s in enumerate(students):
-        groups.setdefault((s.params.activation, s.params.sizes), []).append(n)
+    groups = batch_groups([s.params for s in students])
     credit = credit_table(rubric, follow_through)
     grade_derivations = _derivation_grader() if rubric.derivations else None
     for (activation, sizes), members in groups.items():

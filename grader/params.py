@@ -123,6 +123,14 @@ def answers_to_json(answers: dict[str, np.ndarray]) -> dict[str, Any]:
     return {key: tolist(answers[key]) for key in core.ANSWER_KEYS}
 
 
+def batch_groups(instances: list[Params]) -> dict[tuple[str, tuple[int, int, int]], list[int]]:
+    """Indices of the instances that can share one core.solve batch: same activation and sizes."""
+    groups: dict[tuple[str, tuple[int, int, int]], list[int]] = {}
+    for n, p in enumerate(instances):
+        groups.setdefault((p.activation, p.sizes), []).append(n)
+    return groups
+
+
 def stack(instances: list[Params]) -> dict[str, Any]:
     """Parameters of many instances of one size and activation as batched arrays for core.solve."""
     return {

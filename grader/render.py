@@ -29,7 +29,7 @@ import numpy as np
 from grader import __version__, core, derivations, mistakes
 from grader.formatting import fixed
 from grader.jsonio import InputError, dumps
-from grader.params import HW2, Params, answer_shapes, stack
+from grader.params import HW2, Params, answer_shapes, batch_groups, stack
 
 FORMATS = ("md", "tex")
 # The points of parts 1-5, as in HW#2.
@@ -388,18 +388,10 @@ class Worked:
         return cls(**{f.name: getattr(sol, f.name)[n] for f in fields(core.Solution)})
 
 
-def _groups(instances: Sequence[Params]) -> dict[tuple[str, tuple[int, int, int]], list[int]]:
-    """Indices of the instances that can share a batch: same activation and sizes."""
-    groups: dict[tuple[str, tuple[int, int, int]], list[int]] = {}
-    for n, p in enumerate(instances):
-        groups.setdefault((p.activation, p.sizes), []).append(n)
-    return groups
-
-
 def solve_batch(instances: Sequence[Params]) -> list[Worked]:
     """Every instance solved in batched core.solve calls (one per activation and size)."""
     out: list[Worked | None] = [None] * len(instances)
-    for (activation, _), members in _groups(instances).items():
+    for (activation, _), members in batch_groups(list(instances)).items():
         sol = core.solve(**stack([instances[n] for n in members]), activation=activation)
         for row, n in enumerate(members):
             out[n] = Worked.from_solution(sol, row)
@@ -601,7 +593,7 @@ def wrong_values(instances: Sequence[Params], worked: Sequence[Worked]) -> list[
     """For each instance, every catalogued mistake that applies and the value it leads to,
     computed in batched calls like solve_batch."""
     out: list[list[tuple[mistakes.Mistake, np.ndarray]] | None] = [None] * len(instances)
-    for (activation, _), members in _groups(instances).items():
+    for (activation, _), members in batch_groups(list(instances)).items():
         earlier = {key: np.stack([np.asarray(getattr(worked[n], key)) for n in members]) for key in _CHAIN_KEYS}
         chain = mistakes.chain_from(stack([instances[n] for n in members]), earlier, activation)
         values = [(m, mistakes.spoiled(chain, m)) for m in mistakes.for_activation(activation)]
