@@ -37,7 +37,7 @@ from grader import core, derivations, mistakes
 from grader.filenames import assign_stems, is_safe_stem, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
-from grader.params import HW2, PARAM_KEYS, Params, batch_groups, stack
+from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.jsonio import read_bytes
 from grader.submission import InvalidSubmission, Layout, Submission, layout_of, parse_json, read_submission
@@ -605,6 +605,9 @@ def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
     if v.shape[2] != x.shape[1] or w.shape[2] != v.shape[1] or t.shape[1] != w.shape[1]:
         return None
     if not all(np.isfinite(a).all() for a in (x, v, w, t, lr)) or not (lr > 0).all():
+        return None
+    # Params.checked's bound, so that a manifest it refuses is never taken here unchecked.
+    if max(np.abs(a).max() for a in (x, v, w, lr)) > MAX_MAGNITUDE:
         return None
     # One-hot is about the exact values written, as in Params.checked.
     if not (np.isin(t, (0.0, 1.0)).all() and (t.sum(axis=1) == 1.0).all()):

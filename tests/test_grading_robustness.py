@@ -110,3 +110,19 @@ def test_regrading_fewer_students_into_the_same_folder_removes_their_old_feedbac
     result = CliRunner().invoke(cli, ["grade", str(tmp_path / SUBMISSION_DIR), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "out" / "feedback").iterdir()) == ["a.md"]
+
+
+def test_a_manifest_with_a_huge_weight_is_refused_naming_it(tmp_path):
+    from grader.grading import load_class_manifest
+    from grader.jsonio import InputError
+    from grader.manifest import Manifest, StudentRecord
+
+    Manifest("f", (StudentRecord("a", "a", HW2),)).write(tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text().replace("[1.0, 1.5, -0.5]", "[1e300, 1.5, -0.5]", 1)
+    (tmp_path / "m.json").write_text(text)
+    try:
+        load_class_manifest(tmp_path / "m.json")
+    except InputError as exc:
+        assert str(exc) == "students[0].params.x: has a number larger than 1e+06 in size"
+    else:
+        raise AssertionError("a manifest with x = 1e300 was accepted")
