@@ -153,12 +153,14 @@ def main() -> None:
             return [sys.executable, "-m", "grader", "grade", str(root), "--manifest", str(manifest), "--out", str(out)]
 
         times: dict[str, list[float]] = {"baseline": [], "grade": [], "regrade": []}
-        _time(baseline_cmd)  # warm the page cache so that neither side pays for the first read
         outs = [folder / f"grades-{n}" for n in range(args.repeats)]
+        # A new folder for each run: deleting a run's 20,000 files just before a timed run would
+        # bill it for the file system's clean-up, so folders are removed before all timings (left
+        # by an earlier call) and after them.
         for out in outs:
-            # A new folder each time: deleting the last run's 20,000 files just before a timed run
-            # would bill it for the file system's clean-up (run after all timings instead).
             shutil.rmtree(out, ignore_errors=True)
+        _time(baseline_cmd)  # warm the page cache so that neither side pays for the first read
+        for out in outs:
             times["baseline"].append(_time(baseline_cmd))
             times["grade"].append(_time(grade_cmd(out)))
             times["regrade"].append(_time(grade_cmd(out)))

@@ -26,14 +26,16 @@ Students are grouped by activation and network size; each group is graded with o
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
-import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, Union
 
 import numpy as np
 
 from grader import core, derivations, mistakes
+from grader.parallel import chunked_map
 from grader.filenames import assign_stems, is_safe_stem, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
@@ -97,9 +99,9 @@ class QuantityResult:
         ]
 
 
-@dataclass(frozen=True)
-class PartScore:
-    """A part's score; ``score`` and ``max_score`` are None when the part is not graded."""
+class PartScore(NamedTuple):
+    """A part's score; ``score`` and ``max_score`` are None when the part is not graded.
+    (A named tuple: reports share a few score patterns, which are looked up by it.)"""
 
     part: str  # "1" .. "5"
     score: float | None
@@ -336,32 +338,32 @@ class _Student:
     extra: dict  # further GradeReport fields (roster, stem, other sources, warnings)
 
 
-def _derivation_grader() -> Callable[[Any], dict[str, Any]]:
-    """grader.derivations.grade_derivations, remembering answers already graded.
+DERIVATION_CACHE = 4096  # distinct (key, text) pairs remembered per process
+
+
+@functools.lru_cache(maxsize=DERIVATION_CACHE)
+def _grade_text(key: str, text: str | None) -> Any:
+    return derivations.grade_derivation(key, text)
+
+
+def _grade_derivations(block: Any) -> dict[str, Any]:
+    """grader.derivations.grade_derivations, remembering the texts already graded.
 
     Grading one expression costs milliseconds and a class writes few distinct ones, so each
-    (key, text) is graded once. That relies on a derivation's grade depending on its own text
-    only, which is how grader.derivations grades (grade_derivation(key, value)).
+    (key, text) is graded once per process. That relies on a derivation's grade depending on
+    its own text only, which is how grader.derivations grades (grade_derivation(key, value)).
     """
-    cache: dict[tuple, Any] = {}
-
-    def grade(block: Any) -> dict[str, Any]:
-        if not isinstance(block, dict):
-            return derivations.grade_derivations(block)
-        keys = (*derivations.REQUIRED_KEYS, *((derivations.LOSS_KEY,) if derivations.LOSS_KEY in block else ()))
-        out = {}
-        for key in keys:
-            value = block.get(key)
-            if not isinstance(value, (str, type(None))):
-                out[key] = derivations.grade_derivation(key, value)  # a list or a number: not hashable as is
-                continue
-            memo = (key, value)
-            if memo not in cache:
-                cache[memo] = derivations.grade_derivation(key, value)
-            out[key] = cache[memo]
-        return out
-
-    return grade
+    if not isinstance(block, dict):
+        return derivations.grade_derivations(block)
+    keys = (*derivations.REQUIRED_KEYS, *((derivations.LOSS_KEY,) if derivations.LOSS_KEY in block else ()))
+    out = {}
+    for key in keys:
+        value = block.get(key)
+        if isinstance(value, (str, type(None))):
+            out[key] = _grade_text(key, value)
+        else:  # a list or a number: not hashable as is, and refused at once
+            out[key] = derivations.grade_derivation(key, value)
+    return out
 
 
 def has_derivations(block: Any) -> bool:
@@ -385,7 +387,7 @@ def grade_students(
     reports: list[GradeReport | None] = [None] * len(students)
     groups = batch_groups([s.params for s in students])
     credit = credit_table(rubric, follow_through)
-    grade_derivations = _derivation_grader() if rubric.derivations else None
+    grade_derivations = _grade_derivations if rubric.derivations else None
     for (activation, sizes), members in groups.items():
         _grade_group([students[n] for n in members], activation, tolerance, rubric, follow_through, credit, grade_derivations, reports, members)
     return reports  # type: ignore[return-value]
@@ -415,12 +417,16 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
     mistake_hits[:, TRANSPOSED_CODE - MISTAKE_BASE] |= transposed["grad_w"] | transposed["grad_v"]
     follow_hits = np.stack([(codes[key].reshape(n, -1) == FOLLOW_CODE).any(axis=1) for key in core.ANSWER_KEYS], axis=1)
     hits_list, follow_list = mistake_hits.tolist(), follow_hits.tolist()
+    any_hit, any_follow = mistake_hits.any(axis=1).tolist(), follow_hits.any(axis=1).tolist()
     part_order = rubric.parts
+    answer_scores = list(zip(*(part_scores[part] for part in rubric.answers)))  # per student, in rubric.answers order
+    ungraded = {part: PartScore(part, None, None) for part in rubric.derivations}
+    # Most students share a few score patterns: their parts, score and maximum are built once each.
+    by_pattern: dict[tuple, tuple[tuple[PartScore, ...], float, float]] = {}
 
     for row, (student, slot) in enumerate(zip(group, members)):
         sub = student.submission
-        misconceptions = [mid for mid, hit in zip(mistakes.MISTAKE_IDS, hits_list[row]) if hit]
-        parts = {part: PartScore(part, part_scores[part][row], part_max[part]) for part in rubric.answers}
+        misconceptions = [mid for mid, hit in zip(mistakes.MISTAKE_IDS, hits_list[row]) if hit] if any_hit[row] else []
         derivation_results: dict[str, Any] = {}
         warnings = list(sub.warnings) + list(student.extra.pop("warnings", ()))
         if grade_derivations is not None and has_derivations(sub.derivations):
@@ -428,24 +434,36 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
                 derivation_results = dict(grade_derivations(sub.derivations))
             except Exception as exc:  # one student's odd derivations must not stop the class
                 warnings.append(f"derivations: could not be graded ({type(exc).__name__}: {exc}); parts left ungraded")
-        for part, part_points in rubric.derivations.items():
-            if derivation_results:
+        if derivation_results:
+            parts = {part: PartScore(part, score, part_max[part]) for part, score in zip(rubric.answers, answer_scores[row])}
+            for part, part_points in rubric.derivations.items():
                 got = sum(p * float(getattr(derivation_results.get(k), "fraction", 0.0)) for k, p in part_points.items())
                 parts[part] = PartScore(part, _round(got), sum(part_points.values()))
-            else:
-                parts[part] = PartScore(part, None, None)
-        for result in derivation_results.values():
-            if result.mistake and result.mistake not in misconceptions:
-                misconceptions.append(result.mistake)
-        ordered = tuple(parts[p] for p in part_order)
+            ordered = tuple(parts[p] for p in part_order)
+            total = (_round(sum(p.score for p in ordered if p.score is not None)), _round(sum(p.max_score for p in ordered if p.max_score is not None)))
+            for result in derivation_results.values():
+                if result.mistake and result.mistake not in misconceptions:
+                    misconceptions.append(result.mistake)
+        else:
+            pattern = by_pattern.get(answer_scores[row])
+            if pattern is None:
+                parts = {part: PartScore(part, score, part_max[part]) for part, score in zip(rubric.answers, answer_scores[row])}
+                parts.update(ungraded)
+                ordered = tuple(parts[p] for p in part_order)
+                pattern = by_pattern[answer_scores[row]] = (
+                    ordered,
+                    _round(sum(p.score for p in ordered if p.score is not None)),
+                    _round(sum(p.max_score for p in ordered if p.max_score is not None)),
+                )
+            ordered, total = pattern[0], pattern[1:]
         reports[slot] = GradeReport(
             student_id=sub.student_id,
             status=GRADED,
-            score=_round(sum(p.score for p in ordered if p.score is not None)),
-            max_score=_round(sum(p.max_score for p in ordered if p.max_score is not None)),
+            score=total[0],
+            max_score=total[1],
             parts=ordered,
             misconceptions=tuple(_catalogue_order(misconceptions)) if len(misconceptions) > 1 else tuple(misconceptions),
-            follow_through=tuple(key for key, hit in zip(core.ANSWER_KEYS, follow_list[row]) if hit),
+            follow_through=tuple(key for key, hit in zip(core.ANSWER_KEYS, follow_list[row]) if hit) if any_follow[row] else (),
             warnings=tuple(warnings),
             source=sub.source,
             layout=layout,
@@ -558,19 +576,34 @@ _REQUIRED_PARAMS = frozenset(("x", "v", "w", "target", "lr"))
 _NUMBER = frozenset((int, float))
 
 
-def _numbers(rows: list, depth: int) -> bool:
-    """Are ``rows`` lists (of lists, at depth 2) of plain numbers?"""
-    items: Iterable = rows
+def _stacked(values: list, depth: int) -> np.ndarray | None:
+    """``values``, one nested list per student (``depth`` levels of lists of plain numbers, every
+    student of the same shape), as one float64 array of shape (students, ...); None otherwise.
+
+    Flattened and type-checked level by level with C-speed builtins: numpy converting the
+    nested lists itself costs ten times as much, and would turn "1.5" or true into numbers.
+    """
+    shape = [len(values)]
+    items: list = values
     for _ in range(depth):
-        if not all(type(item) is list for item in items):
-            return False
-        items = [x for item in items for x in item]
-    return set(map(type, items)) <= _NUMBER
+        if set(map(type, items)) - {list} or len(set(map(len, items))) > 1:
+            return None
+        shape.append(len(items[0]) if items else 0)
+        items = list(itertools.chain.from_iterable(items))
+    if set(map(type, items)) - _NUMBER:
+        return None
+    try:
+        with np.errstate(over="ignore"):
+            return np.array(items, dtype=np.float64).reshape(shape)
+    except OverflowError:  # an int beyond float
+        return None
 
 
 def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
     """StudentRecords for a manifest of one network size and plain values, validated in whole
     arrays; None as soon as anything is unusual (the caller then validates one by one)."""
+    if not entries:
+        return None
     ids, stems, rosters, acts = [], [], [], []
     xs, vs, ws, ts, lrs = [], [], [], [], []
     for entry in entries:
@@ -592,12 +625,8 @@ def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
         rosters.append(dict(roster))
         acts.append(activation)
         xs.append(p["x"]), vs.append(p["v"]), ws.append(p["w"]), ts.append(p["target"]), lrs.append(p["lr"])
-    if not (_numbers(xs, 1) and _numbers(ts, 1) and _numbers(vs, 2) and _numbers(ws, 2)):
-        return None
-    try:
-        with np.errstate(over="ignore"):
-            x, v, w, t, lr = (np.array(a, dtype=np.float64) for a in (xs, vs, ws, ts, lrs))
-    except (ValueError, OverflowError):  # ragged (more than one size), or an int beyond float
+    x, v, w, t, lr = _stacked(xs, 1), _stacked(vs, 2), _stacked(ws, 2), _stacked(ts, 1), _stacked(lrs, 0)
+    if x is None or v is None or w is None or t is None or lr is None:
         return None
     n = len(ids)
     if x.ndim != 2 or v.ndim != 3 or w.ndim != 3 or t.ndim != 2 or x.shape[0] != n:
@@ -618,76 +647,6 @@ def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
     )
 
 
-# --- Using every core ------------------------------------------------------------------------------
-
-PARALLEL_FROM = 2000  # items; below this, starting processes costs more than it saves
-CHUNK = 500  # items per task: big enough to amortise the hand-over, small enough to balance
-_FORKED: tuple = ()  # what a forked worker inherits instead of having it pickled: (func, args)
-
-
-def workers_for(count: int) -> int:
-    """How many processes to use for ``count`` items: one per core (HWGEN_WORKERS overrides),
-    and one unless the items are many and processes can be forked (Linux)."""
-    setting = os.environ.get("HWGEN_WORKERS", "")
-    if setting.isdigit() and int(setting) > 0:
-        cores = int(setting)
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or count < PARALLEL_FROM or not sys.platform.startswith("linux"):
-        return 1
-    return min(cores, 8)
-
-
-def _run_forked(bounds: tuple[int, int]):
-    func, items, args = _FORKED
-    return func(items[bounds[0] : bounds[1]], *args)
-
-
-def chunked_map(
-    func: Callable,
-    items: list,
-    args: tuple = (),
-    progress: Callable[[int], None] | None = None,
-    meanwhile: Callable[[], Any] | None = None,
-) -> list:
-    """``func(chunk, *args)`` over chunks of ``items``, results concatenated in order.
-
-    With many items the chunks go to forked worker processes, which inherit ``func``, the items
-    and ``args`` (closures included) instead of receiving them pickled; only results travel.
-    ``meanwhile`` (if given) runs in this process while they work, on a core of its own. Forking
-    keeps this to Linux, where it is safe and the default.
-    """
-    global _FORKED
-    bounds = [(start, min(start + CHUNK, len(items))) for start in range(0, len(items), CHUNK)]
-    out: list = []
-    workers = workers_for(len(items))
-    if workers == 1:
-        for start, stop in bounds:
-            out.extend(func(items[start:stop], *args))
-            if progress is not None:
-                progress(stop - start)
-        if meanwhile is not None:
-            meanwhile()
-        return out
-    import multiprocessing
-
-    _FORKED = (func, items, args)
-    try:
-        # ``meanwhile`` keeps this process busy, on a core of its own.
-        pool_size = workers - 1 if meanwhile is not None else workers
-        with multiprocessing.get_context("fork").Pool(pool_size) as pool:
-            parts = pool.imap(_run_forked, bounds)  # every task is handed out at once
-            if meanwhile is not None:
-                meanwhile()
-            for (start, stop), part in zip(bounds, parts):
-                out.extend(part)
-                if progress is not None:
-                    progress(stop - start)
-    finally:
-        _FORKED = ()
-    return out
-
-
 def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmission]:
     return [read_submission(path, layouts) for path in paths]
 
@@ -704,24 +663,50 @@ def _manifest_layouts(manifest: Manifest):
     return layout
 
 
-def grade_files(
-    files: Sequence[str],
-    manifest: Manifest | None = None,
-    tolerance: Tolerance = Tolerance(),
-    rubric: Rubric = DEFAULT_RUBRIC,
-    follow_through: bool = True,
-    skipped: Sequence[str] = (),
-    progress: Callable[[int], None] | None = None,
-) -> Gradebook:
-    """Read and grade every file; one report per roster student and per file matched to no one.
+def read_files(files: Sequence[str], manifest: Manifest | None, progress: Callable[[int], None] | None = None) -> list[Submission | InvalidSubmission]:
+    """Every file read and checked for form, in the order given (on every core for many files)."""
+    return read_class(files, lambda: manifest, progress)[1]
 
-    Without a manifest every file is graded against the HW#2 instance and the roster is the set
-    of ids found. Two files for one student: the newer is graded (by modification time, then by
-    path), and both are named in the report.
+
+def read_class(
+    files: Sequence[str], load_manifest: Callable[[], Manifest | None], progress: Callable[[int], None] | None = None
+) -> tuple[Manifest | None, list[Submission | InvalidSubmission]]:
+    """The manifest (``load_manifest()``; None for none) and every file read and checked for
+    form, in the order given, the two at once.
+
+    A large class's manifest takes as long to load as a core takes to read a third of the files,
+    so the workers start on the files first, checking answers against HW#2's network size, which
+    is every generated variant's. Once both are done, a file whose student the manifest does not
+    know, or gives another size, is read again against the manifest; every result is then the
+    one reading against the manifest from the start gives.
     """
-    layouts = _manifest_layouts(manifest) if manifest is not None else layout_of(HW2)
-    results: list[Submission | InvalidSubmission] = chunked_map(_read_chunk, list(files), (layouts,), progress)
+    usual = layout_of(HW2)
+    loaded: list[Manifest | None] = []
+    results: list[Submission | InvalidSubmission] = chunked_map(
+        _read_chunk, list(files), (usual,), progress, meanwhile=lambda: loaded.append(load_manifest())
+    )
+    manifest = loaded[0]
+    if manifest is not None:
+        by_id, layouts = manifest.by_id(), _manifest_layouts(manifest)
+        for n, result in enumerate(results):
+            if result.student_id is None:
+                continue  # no id: the file was refused before any layout was asked for
+            record = by_id.get(result.student_id)
+            if record is None or layout_of(record.params) is not usual:
+                results[n] = read_submission(result.source, layouts)
+    return manifest, results
 
+
+Task = Union[GradeReport, "_Student"]  # a finished report (missing, invalid), or a student to grade
+
+
+def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest | None, rubric: Rubric) -> list[Task]:
+    """What each record of the class needs, in the order of the results: roster students by id
+    (graded, invalid or missing), then files matched to no student, by path.
+
+    Without a manifest the roster is the set of ids found. Two files for one student: the newer
+    is graded (by modification time, then by path), and both are named in the report.
+    """
     roster_ids = set(manifest.by_id()) if manifest is not None else None
     by_student: dict[str, list] = {}
     unmatched: list[InvalidSubmission] = []
@@ -741,15 +726,13 @@ def grade_files(
         student_ids = sorted(by_student)
         stems = assign_stems(student_ids)
 
-    to_grade: list[_Student] = []
-    slots: list[int] = []
-    reports: list[GradeReport | None] = []
+    tasks: list[Task] = []
     for sid in student_ids:
         record = records.get(sid)
         extra: dict[str, Any] = {"roster": dict(record.roster) if record else {}, "file_stem": stems[sid]}
         files_for = by_student.get(sid, [])
         if not files_for:
-            reports.append(_empty_report(rubric, MISSING, student_id=sid, **extra))
+            tasks.append(_empty_report(rubric, MISSING, student_id=sid, **extra))
             continue
         files_for.sort(key=lambda r: (r.mtime_ns, r.source))
         chosen, older = files_for[-1], files_for[:-1]
@@ -761,23 +744,42 @@ def grade_files(
                 + ", ".join(r.source for r in older)
             )
         if isinstance(chosen, InvalidSubmission):
-            reports.append(
+            tasks.append(
                 _empty_report(
                     rubric, INVALID, student_id=sid, errors=chosen.problems, warnings=(*chosen.warnings, *notes), source=chosen.source, **extra
                 )
             )
             continue
         extra["warnings"] = notes
-        params = record.params if record else HW2
-        to_grade.append(_Student(chosen, params, extra))
-        slots.append(len(reports))
-        reports.append(None)
-
-    for slot, report in zip(slots, grade_students(to_grade, tolerance, rubric, follow_through)):
-        reports[slot] = report
+        tasks.append(_Student(chosen, record.params if record else HW2, extra))
 
     for result in sorted(unmatched, key=lambda r: r.source):
-        reports.append(
+        tasks.append(
             _empty_report(rubric, INVALID, student_id=result.student_id, errors=result.problems, warnings=result.warnings, source=result.source)
         )
-    return Gradebook(tuple(reports), tolerance, rubric, follow_through, manifest is not None, tuple(skipped))  # type: ignore[arg-type]
+    return tasks
+
+
+def complete(tasks: Sequence[Task], tolerance: Tolerance, rubric: Rubric, follow_through: bool) -> list[GradeReport]:
+    """The tasks' reports, in order: the students among them graded as one batch."""
+    slots = [n for n, task in enumerate(tasks) if isinstance(task, _Student)]
+    reports = list(tasks)
+    for slot, report in zip(slots, grade_students([tasks[n] for n in slots], tolerance, rubric, follow_through)):
+        reports[slot] = report
+    return reports  # type: ignore[return-value]
+
+
+def grade_files(
+    files: Sequence[str],
+    manifest: Manifest | None = None,
+    tolerance: Tolerance = Tolerance(),
+    rubric: Rubric = DEFAULT_RUBRIC,
+    follow_through: bool = True,
+    skipped: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> Gradebook:
+    """Read and grade every file; one report per roster student and per file matched to no one
+    (see ``assign``). Without a manifest every file is graded against the HW#2 instance."""
+    tasks = assign(read_files(files, manifest, progress), manifest, rubric)
+    reports = complete(tasks, tolerance, rubric, follow_through)
+    return Gradebook(tuple(reports), tolerance, rubric, follow_through, manifest is not None, tuple(skipped))

@@ -21,26 +21,27 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from grader import __version__, core, mistakes, render
 from grader.formatting import fixed
 from grader.grading import (
     FOLLOW_CODE,
-    chunked_map,
     GRADED,
     INVALID,
     MISSING,
+    MISSING_CODE,
     MISTAKE_BASE,
     RIGHT_CODE,
     STATUS_NAMES,
     Gradebook,
     GradeReport,
+    PartScore,
     credit_table,
 )
 from grader.jsonio import dumps, encode_text, write_atomic
+from grader.parallel import map_chunks
 
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 TITLE = "HW#2"
@@ -68,7 +69,6 @@ def _score(value: float | None) -> float | None:
     return None if value is None else round(value, 4) + 0.0
 
 
-_STATUS_ARRAY = np.array(STATUS_NAMES, dtype=object)
 
 # --- results.json ---------------------------------------------------------------------------------
 
@@ -126,20 +126,39 @@ def _entries_json(report: GradeReport) -> dict[str, Any]:
 
 
 def _build_entries_json(report: GradeReport) -> dict[str, Any]:
-    codes = report.codes
-    if not (codes != RIGHT_CODE).any():
-        return {}
-    names = _STATUS_ARRAY[codes]
-    out = {}
+    codes = report.codes.tolist()
+    out: dict[str, Any] = {}
+    if min(codes) == max(codes) == RIGHT_CODE:
+        return out
     for key, s in report.layout.slices.items():
-        if (codes[s] != RIGHT_CODE).any():
+        names = [STATUS_NAMES[c] for c in codes[s]]
+        if any(c != RIGHT_CODE for c in codes[s]):
             shape = report.layout.shapes[key]
-            out[key] = names[s].reshape(shape).tolist() if shape else names[s.start]
+            if not shape:
+                out[key] = names[0]
+            elif len(shape) == 1:
+                out[key] = names
+            else:
+                out[key] = [names[r * shape[1] : (r + 1) * shape[1]] for r in range(shape[0])]
     return out
+
+
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+
+
+def record_line(report: GradeReport) -> str:
+    """A report's record of results.json, on one line."""
+    return _RECORD_ENCODER.encode(report_json(report))
 
 
 def results_json(gradebook: Gradebook) -> str:
     """results.json: the settings, then one record per line, one line per student."""
+    _ENTRIES_CACHE.clear()
+    _PARTS_CACHE.clear()
+    return _results_text(gradebook, [record_line(r) for r in gradebook.reports])
+
+
+def _results_text(gradebook: Gradebook, lines: list[str]) -> str:
     header = {
         "hwgen_version": __version__,
         "graded_against": "manifest" if gradebook.manifest_used else "HW#2 (no manifest)",
@@ -150,9 +169,6 @@ def results_json(gradebook: Gradebook) -> str:
     }
     head = dumps(header).rstrip()
     assert head.endswith("}")
-    _ENTRIES_CACHE.clear()
-    _PARTS_CACHE.clear()
-    lines = [json.dumps(report_json(r), ensure_ascii=False, allow_nan=False, separators=(", ", ": ")) for r in gradebook.reports]
     students = "[\n" + ",\n".join("    " + line for line in lines) + "\n  ]" if lines else "[]"
     return head[:-1].rstrip() + ',\n  "students": ' + students + "\n}\n"
 
@@ -162,7 +178,7 @@ def results_json(gradebook: Gradebook) -> str:
 
 def _cell(text: Any) -> str:
     """A text cell a spreadsheet shows as text: one starting like a formula gets a leading '."""
-    text = "" if text is None else str(text)
+    text = "" if text is None else text if type(text) is str else str(text)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
@@ -175,43 +191,84 @@ def _csv(rows: list[list[str]]) -> str:
 def grades_csv(gradebook: Gradebook) -> str:
     """grades.csv: one row per record (students by id, then unmatched files), part scores, total."""
     parts = gradebook.rubric.parts
-    header = ["student_id", "name", "status", *(f"part_{p}" for p in parts), "score", "max_score", "misconceptions", "follow_through", "source"]
-    rows = [header]
-    for r in gradebook.reports:
-        scores = {p.part: score_text(p.score) for p in r.parts}
-        rows.append(
-            [
-                _cell(r.student_id),
-                _cell(render.student_name(dict(r.roster)) or ""),
-                r.status,
-                *(scores.get(p, "") for p in parts),
-                score_text(r.score),
-                score_text(r.max_score),
-                " ".join(r.misconceptions),
-                " ".join(r.follow_through),
-                _cell(r.source),
-            ]
-        )
-    return _csv(rows)
+    return _csv([_grades_header(parts), *(grades_row(r, parts) for r in gradebook.reports)])
+
+
+def _grades_header(parts: tuple[str, ...]) -> list[str]:
+    return ["student_id", "name", "status", *(f"part_{p}" for p in parts), "score", "max_score", "misconceptions", "follow_through", "source"]
+
+
+def grades_row(report: GradeReport, parts: tuple[str, ...]) -> list[str]:
+    """A report's row of grades.csv."""
+    return [
+        _cell(report.student_id),
+        _cell(render.student_name(report.roster) or ""),
+        report.status,
+        *_part_cells(report.parts, parts),
+        score_text(report.score),
+        score_text(report.max_score),
+        " ".join(report.misconceptions),
+        " ".join(report.follow_through),
+        _cell(report.source),
+    ]
+
+
+@functools.lru_cache(maxsize=1024)
+def _part_cells(scores: tuple[PartScore, ...], parts: tuple[str, ...]) -> tuple[str, ...]:
+    """The part columns of grades.csv for one pattern of part scores (most students share a few)."""
+    by_part = {p.part: score_text(p.score) for p in scores}
+    return tuple(by_part.get(part, "") for part in parts)
 
 
 def canvas_csv(gradebook: Gradebook, assignment: str) -> str:
-    """canvas.csv: a Canvas gradebook import, one row per roster student, from the kept roster columns.
+    """canvas.csv: a Canvas gradebook import, one row per roster student, from the kept roster columns."""
+    rows = (canvas_row(r) for r in gradebook.reports)
+    return _csv([_canvas_header(assignment), *(row for row in rows if row is not None)])
+
+
+def _canvas_header(assignment: str) -> list[str]:
+    return [*CANVAS_COLUMNS, _cell(assignment)]
+
+
+def canvas_row(report: GradeReport) -> list[str] | None:
+    """A report's row of canvas.csv; None for a file matched to no student (no gradebook row).
 
     A roster without any of Canvas's id columns (ID, SIS User ID, SIS Login ID) would leave
     Canvas nothing to match on, so the student id goes into SIS User ID there.
     """
-    rows = [[*CANVAS_COLUMNS, _cell(assignment)]]
-    for r in gradebook.reports:
-        if r.file_stem is None:  # a file matched to no student has no gradebook row
-            continue
-        roster = dict(r.roster)
-        cells = {column: roster.get(column, "") for column in CANVAS_COLUMNS}
-        cells["Student"] = cells["Student"] or render.student_name(roster) or ""
-        if not any(cells[c] for c in ("ID", "SIS User ID", "SIS Login ID")):
-            cells["SIS User ID"] = r.student_id or ""
-        rows.append([*(_cell(cells[c]) for c in CANVAS_COLUMNS), score_text(r.score)])
-    return _csv(rows)
+    if report.file_stem is None:
+        return None
+    roster = report.roster
+    student, canvas_id, sis_user, sis_login, section = (roster.get(column, "") for column in CANVAS_COLUMNS)
+    if not (canvas_id or sis_user or sis_login):
+        sis_user = report.student_id or ""
+    student = student or render.student_name(roster) or ""
+    return [_cell(student), _cell(canvas_id), _cell(sis_user), _cell(sis_login), _cell(section), score_text(report.score)]
+
+
+@dataclass(frozen=True)
+class Row:
+    """What the gradebook files and the summary need of one report. It is built where the report
+    is (a worker process, for a large class), so that only this travels back."""
+
+    student_id: str | None
+    status: str  # "graded", "invalid" or "missing"
+    score: float
+    max_score: float
+    misconceptions: tuple[str, ...]  # mistake ids named
+    source: str | None  # the file graded
+    other_sources: tuple[str, ...]  # older files for the same student, not graded
+    record: str  # its line of results.json
+    grades: list[str]  # its row of grades.csv
+    canvas: list[str] | None  # its row of canvas.csv; None for a file matched to no student
+    feedback_stem: str | None  # its feedback/<stem>.md; None for a file matched to no student
+
+
+def row_of(report: GradeReport, parts: tuple[str, ...]) -> Row:
+    return Row(
+        report.student_id, report.status, report.score, report.max_score, report.misconceptions, report.source,
+        report.other_sources, record_line(report), grades_row(report, parts), canvas_row(report), report.file_stem,
+    )
 
 
 # --- feedback/<stem>.md ---------------------------------------------------------------------------
@@ -230,30 +287,72 @@ def _result_text(status: str) -> str:
 _RESULT_TEXT = [_result_text(s) for s in STATUS_NAMES]
 
 
-def _tables(report: GradeReport, reveal: bool, where: dict[str, dict[str, list[str]]]) -> dict[str, list[str]]:
-    """Each part's Markdown table of entries, as lines; records in ``where`` the entries showing
-    each mistake (mistake id -> answer key -> entry names)."""
-    tables: dict[str, list[str]] = {}
+def _tables(report: GradeReport, reveal: bool, where: dict[str, dict[str, list[str]]]) -> dict[str, str]:
+    """Each part's Markdown table of entries; records in ``where`` the entries showing each
+    mistake (mistake id -> answer key -> entry names)."""
     layout = report.layout
-    codes_row, answers_row = report.codes.tolist(), report.answers.tolist()
-    expected_row = report.expected.tolist() if reveal else None
-    for key in core.ANSWER_KEYS:
-        part = report.part_of[key]
-        lines = tables.get(part)
-        if lines is None:
-            head = ("| Entry | Your answer | Expected | Result |", "|---|---:|---:|---|") if reveal else ("| Entry | Your answer | Result |", "|---|---:|---|")
-            lines = tables[part] = list(head)
+    codes = report.codes.tolist()
+    if max(codes) >= MISTAKE_BASE or report.transposed:
+        for key in core.ANSWER_KEYS:
+            s = layout.slices[key]
+            for name, code in zip(layout.entry_names(key), codes[s]):
+                if code >= MISTAKE_BASE:
+                    where.setdefault(STATUS_NAMES[code].removeprefix("mistake:"), {}).setdefault(key, []).append(name)
+            if key in report.transposed:
+                where.setdefault("transposed-gradient", {}).setdefault(key, [])
+    values = (report.answers + 0.0).tolist()  # + 0.0: a -0.0 shows as 0
+    expected = [fixed(e) for e in report.expected.tolist()] if reveal else None
+    some_missing = MISSING_CODE in codes
+    tables = {}
+    for part, (head, where_in_row, line_table) in _table_lines(layout, tuple(report.part_of[key] for key in core.ANSWER_KEYS), reveal).items():
+        if type(where_in_row) is slice:
+            part_codes, part_values = codes[where_in_row], values[where_in_row]
+        else:
+            part_codes, part_values = [codes[n] for n in where_in_row], [values[n] for n in where_in_row]
+        text = head + "\n".join([lines[code] for lines, code in zip(line_table, part_codes)])
+        if expected is not None:
+            part_expected = expected[where_in_row] if type(where_in_row) is slice else [expected[n] for n in where_in_row]
+            shown = []
+            for value, value_expected, code in zip(part_values, part_expected, part_codes):
+                shown += (value, value_expected) if code != MISSING_CODE else (value_expected,)
+        elif some_missing:
+            shown = [value for value, code in zip(part_values, part_codes) if code != MISSING_CODE]  # its line says so
+        else:
+            shown = part_values
+        tables[part] = text % tuple(shown)
+    return tables
+
+
+_SHOWN = "%.6g"  # a student's value in the feedback, as they would recognise it (formatted by %)
+_MISSING_TEXT = "(missing)"
+
+
+@functools.lru_cache(maxsize=64)
+def _table_lines(layout, part_of: tuple[str, ...], reveal: bool) -> dict[str, tuple[str, slice | list[int], list[list[str]]]]:
+    """Per part: the table's head; where its entries are in a student's flat row (a slice, or
+    their indices when the rubric splits an answer's neighbours between parts); and for each
+    entry its line for every status code, with a %-placeholder for each value. A student's
+    table is then a join of lines chosen by their codes and one %-operation that formats their
+    values (and expected values)."""
+    heads: dict[str, str] = {}
+    indices: dict[str, list[int]] = {}
+    lines: dict[str, list[list[str]]] = {}
+    for key, part in zip(core.ANSWER_KEYS, part_of):
+        if part not in heads:
+            heads[part] = "| Entry | Your answer | Expected | Result |\n|---|---:|---:|---|\n" if reveal else "| Entry | Your answer | Result |\n|---|---:|---|\n"
+            indices[part], lines[part] = [], []
         for n, name in enumerate(layout.entry_names(key), start=layout.slices[key].start):
-            code, answer = codes_row[n], answers_row[n]
-            shown = "(missing)" if answer != answer else f"{answer + 0.0:.6g}"
-            if reveal:
-                lines.append(f"| {name} | {shown} | {fixed(expected_row[n])} | {_RESULT_TEXT[code]} |")
-            else:
-                lines.append(f"| {name} | {shown} | {_RESULT_TEXT[code]} |")
-            if code >= MISTAKE_BASE:
-                where.setdefault(STATUS_NAMES[code].removeprefix("mistake:"), {}).setdefault(key, []).append(name)
-        if key in report.transposed:
-            where.setdefault("transposed-gradient", {}).setdefault(key, [])
+            by_code = []
+            for code, result in enumerate(_RESULT_TEXT):
+                shown = _MISSING_TEXT if code == MISSING_CODE else _SHOWN
+                by_code.append(f"| {name.replace('%', '%%')} | {shown}{' | %s' if reveal else ''} | {result} |")
+            indices[part].append(n)
+            lines[part].append(by_code)
+    tables = {}
+    for part, head in heads.items():
+        where = indices[part]
+        contiguous = where == list(range(where[0], where[0] + len(where)))
+        tables[part] = (head, slice(where[0], where[-1] + 1) if contiguous else where, lines[part])
     return tables
 
 
@@ -280,7 +379,6 @@ def _shared(gradebook: Gradebook) -> dict[str, str]:
         return cached[1]
     credit = credit_table(gradebook.rubric, gradebook.follow_through)[FOLLOW_CODE]
     shared = {
-        "ungraded": "Not graded: your file has no derivations.",
         "tolerance": f"An entry is right when {_code(gradebook.tolerance.describe())}.",
         "follow_through": (
             "An entry marked *follow-through* is wrong against the key but right for your own earlier\n"
@@ -309,26 +407,12 @@ def feedback_markdown(report: GradeReport, gradebook: Gradebook, reveal: bool = 
         out += ["", "Fix the file and check its form with `hwgen check FILE` before submitting it again."]
     else:
         where: dict[str, dict[str, list[str]]] = {}
-        sections = []
         tables = _tables(report, reveal, where) if report.codes is not None else {}
-        for part in report.parts:
-            title = PART_TITLES.get(part.part, f"Part {_text(part.part)}")
-            marks = f"{score_text(part.score)} / {score_text(part.max_score)}" if part.graded else "not graded"
-            body = tables.get(part.part, [])
-            for key in gradebook.rubric.derivations.get(part.part, {}):
-                result = report.derivations.get(key)
-                if result is None:
-                    continue
-                label = _derivation_label(key)
-                outcome = result.status + (f" ({result.mistake})" if result.mistake else "")
-                body.append(f"- {label}: {outcome}" + (f". {_text(result.message)}" if result.message else ""))
-                if result.mistake:
-                    where.setdefault(result.mistake, {})[f"derivation {key}"] = [f"the derivation of {label}"]
-            if not body and not part.graded:
-                body = [shared["ungraded"]]
-            sections += ["", f"## Part {_text(part.part)}: {title} ({marks})", "", *body]
-        ungraded = [p.part for p in report.parts if not p.graded]
-        out.append(f"**Score: {score_text(report.score)} out of {max_score}**" + (f" ({_parts_phrase(ungraded)} not graded)." if ungraded else "."))
+        if report.derivations:
+            sections = _sections(report, gradebook, tables, where)
+        else:  # most files: the sections' text depends on the scores alone, tables aside
+            sections = [tables[piece[0]] if type(piece) is tuple else piece for piece in _plain_sections(report.parts, tuple(tables))]
+        out.append(_score_line(report.score, report.max_score, report.parts))
         # The file's name only: the instructor's folders are none of the student's business.
         out += ["", f"Graded from {_code(os.path.basename(report.source or ''))}. {shared['tolerance']}"]
         if gradebook.follow_through:
@@ -343,6 +427,54 @@ def feedback_markdown(report: GradeReport, gradebook: Gradebook, reveal: bool = 
         out += ["", "## Notes on your file", ""]
         out += [f"- {_code(w)}" for w in report.warnings]
     return "\n".join(out) + "\n"
+
+
+def _sections(report: GradeReport, gradebook: Gradebook, tables: dict[str, str], where: dict[str, dict[str, list[str]]]) -> list[str]:
+    """Each part's heading and body (its table, its derivations' results); records in ``where``
+    the derivations showing a mistake."""
+    sections = []
+    for part in report.parts:
+        table = tables.get(part.part)
+        body = [table] if table is not None else []
+        for key in gradebook.rubric.derivations.get(part.part, {}):
+            result = report.derivations.get(key)
+            if result is None:
+                continue
+            label = _derivation_label(key)
+            outcome = result.status + (f" ({result.mistake})" if result.mistake else "")
+            body.append(f"- {label}: {outcome}" + (f". {_text(result.message)}" if result.message else ""))
+            if result.mistake:
+                where.setdefault(result.mistake, {})[f"derivation {key}"] = [f"the derivation of {label}"]
+        if not body and not part.graded:
+            body = [_UNGRADED]
+        sections += ["", _part_heading(part), "", *body]
+    return sections
+
+
+_UNGRADED = "Not graded: your file has no derivations."
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_sections(parts: tuple[PartScore, ...], with_table: tuple[str, ...]) -> list[str | tuple[str]]:
+    """_sections for a report without derivations, with (part,) where its table goes."""
+    sections: list[str | tuple[str]] = []
+    for part in parts:
+        body = [(part.part,)] if part.part in with_table else [] if part.graded else [_UNGRADED]
+        sections += ["", _part_heading(part), "", *body]
+    return sections
+
+
+@functools.lru_cache(maxsize=1024)
+def _score_line(score: float, max_score: float, parts: tuple[PartScore, ...]) -> str:
+    ungraded = [p.part for p in parts if not p.graded]
+    return f"**Score: {score_text(score)} out of {score_text(max_score)}**" + (f" ({_parts_phrase(ungraded)} not graded)." if ungraded else ".")
+
+
+@functools.lru_cache(maxsize=1024)
+def _part_heading(part: PartScore) -> str:
+    title = PART_TITLES.get(part.part, f"Part {_text(part.part)}")
+    marks = f"{score_text(part.score)} / {score_text(part.max_score)}" if part.graded else "not graded"
+    return f"## Part {_text(part.part)}: {title} ({marks})"
 
 
 def _derivation_label(key: str) -> str:
@@ -398,34 +530,42 @@ def _parts_phrase(parts: list[str]) -> str:
 # --- Writing ---------------------------------------------------------------------------------------
 
 
-def _up_to_date(path: Path, data: bytes) -> bool:
+def _up_to_date(path: str, data: bytes) -> bool:
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
+    try:
+        return os.fstat(fd).st_size == len(data) and os.read(fd, len(data) + 1) == data
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
+def _write_if_changed(path: str | os.PathLike, data: bytes) -> bool:
     """Atomically replace ``path`` with ``data`` unless it already holds exactly that; True if written.
 
     The temporary file is named after the process, created exclusively with its final mode
     (no mkstemp, no chmod: for thousands of files every system call shows).
     """
+    path = os.fspath(path)
     if _up_to_date(path, data):
         return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:  # left by a crashed run of a process with our pid
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
         os.fchmod(fd, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
     return True
 
@@ -448,9 +588,28 @@ def write_reports(
     reveal: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Written:
-    """Write every output under ``out_dir``; results.json last, so that it never describes
-    feedback files that are not there yet. Feedback for a large class is written by worker
-    processes while this one builds the gradebook files."""
+    """Write every output of a graded class under ``out_dir`` (see write_outputs)."""
+    return write_outputs(gradebook, out_dir, gradebook.reports, _as_they_are, assignment, reveal, progress)[0]
+
+
+def _as_they_are(reports: list[GradeReport]) -> list[GradeReport]:
+    return reports
+
+
+def write_outputs(
+    context: Gradebook,
+    out_dir: str | os.PathLike,
+    items: Sequence[Any],
+    make_reports: Callable[[list], list[GradeReport]],
+    assignment: str = TITLE,
+    reveal: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Written, list[Row]]:
+    """Turn ``items`` into reports with ``make_reports`` (chunk by chunk, on every core for a
+    large class), write each report's feedback as it comes, then the gradebook files from the
+    rows the chunks hand back; results.json last, so that it never describes feedback files
+    that are not there yet. ``context`` holds the settings (its own reports are not used).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     feedback_dir = out / "feedback"
@@ -459,23 +618,27 @@ def write_reports(
     # only those that changed.
     fresh = not feedback_dir.is_dir() or not any(feedback_dir.iterdir())
     target = Path(tempfile.mkdtemp(prefix=".feedback.", dir=out)) if fresh else feedback_dir
-    with_feedback = [r for r in gradebook.reports if r.file_stem is not None]
-    texts: dict[str, str] = {}
-
-    def gradebook_files() -> None:
-        texts["grades"] = grades_csv(gradebook)
-        texts["canvas"] = canvas_csv(gradebook, assignment)
-        texts["results"] = results_json(gradebook)
-
+    target_name = os.fspath(target)
+    _ENTRIES_CACHE.clear()
+    _PARTS_CACHE.clear()
+    rows: list[Row] = []
     try:
-        done = chunked_map(_write_feedback, with_feedback, (gradebook, reveal, target, fresh), progress, meanwhile=gradebook_files)
-        # Changed files rendered by worker processes are replaced here, one at a time: creating
-        # files in one folder from several processes at once gains little and risks more.
-        for stem, data in done:
-            if data is not None:
-                _write_if_changed(feedback_dir / f"{stem}.md", data)
+        # Workers render; this process alone creates the files, as they come back: several
+        # processes creating files in one folder contend for it, and were slower here than one.
+        for count, part in map_chunks(_report_chunk, list(items), (make_reports, context, reveal, None if fresh else target)):
+            for row, data in part:
+                if data is not None:
+                    path = os.path.join(target_name, row.feedback_stem + ".md")
+                    if fresh:
+                        _create(path, data)
+                    else:
+                        _write_if_changed(path, data)
+                rows.append(row)
+            if progress is not None:
+                progress(count)
+        stems = {f"{row.feedback_stem}.md" for row in rows if row.feedback_stem is not None}
         if not fresh:
-            _remove_stale(feedback_dir, {f"{r.file_stem}.md" for r in with_feedback})
+            _remove_stale(feedback_dir, stems)
         if fresh:
             os.chmod(target, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
             if feedback_dir.is_dir():
@@ -484,39 +647,29 @@ def write_reports(
     finally:
         if fresh and target.exists():
             shutil.rmtree(target, ignore_errors=True)
-    if progress is not None and len(gradebook.reports) > len(with_feedback):
-        progress(len(gradebook.reports) - len(with_feedback))
+    parts = context.rubric.parts
     grades, canvas, results = out / "grades.csv", out / "canvas.csv", out / "results.json"
-    write_atomic(grades, texts["grades"])
-    write_atomic(canvas, texts["canvas"])
-    write_atomic(results, texts["results"])
-    return Written(results, grades, canvas, feedback_dir, len(done))
+    write_atomic(grades, _csv([_grades_header(parts), *(row.grades for row in rows)]))
+    write_atomic(canvas, _csv([_canvas_header(assignment), *(row.canvas for row in rows if row.canvas is not None)]))
+    write_atomic(results, _results_text(context, [row.record for row in rows]))
+    return Written(results, grades, canvas, feedback_dir, len(stems)), rows
 
 
-_MAIN_PID = os.getpid()  # a forked worker keeps this value and has a pid of its own
-
-
-def _write_feedback(
-    chunk: list[GradeReport], gradebook: Gradebook, reveal: bool, folder: Path, fresh: bool
-) -> list[tuple[str, bytes | None]]:
-    """Render each report's feedback into ``folder``. A ``fresh`` folder is private to this run
-    (renamed into place once complete), so files are created there directly, in any process.
-    Otherwise a file is replaced when running in the main process; a worker hands back the
-    bytes of the files that are new or changed (None for those already up to date)."""
-    in_worker = os.getpid() != _MAIN_PID
+def _report_chunk(
+    items: list, make_reports: Callable[[list], list[GradeReport]], context: Gradebook, reveal: bool, existing: Path | None
+) -> list[tuple[Row, bytes | None]]:
+    """Each report of a chunk with its feedback file's bytes (None: no file, or the file in the
+    ``existing`` folder of an earlier run already holds exactly these bytes)."""
+    parts = context.rubric.parts
+    existing_name = None if existing is None else os.fspath(existing)
     out = []
-    for report in chunk:
-        path = folder / f"{report.file_stem}.md"
-        data = encode_text(feedback_markdown(report, gradebook, reveal))
-        if fresh:
-            _create(path, data)
-            data = None
-        elif not in_worker:
-            _write_if_changed(path, data)
-            data = None
-        elif _up_to_date(path, data):
-            data = None
-        out.append((report.file_stem, data))
+    for report in make_reports(items):
+        data = None
+        if report.file_stem is not None:
+            data = encode_text(feedback_markdown(report, context, reveal))
+            if existing_name is not None and _up_to_date(os.path.join(existing_name, report.file_stem + ".md"), data):
+                data = None
+        out.append((row_of(report, parts), data))
     return out
 
 
@@ -528,15 +681,25 @@ def _remove_stale(feedback_dir: Path, current: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _create(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
+def _create(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def summary(gradebook: Gradebook) -> str:
     """The closing paragraph of ``hwgen grade``: counts and the mean score."""
-    graded = [r for r in gradebook.reports if r.status == GRADED]
-    n_invalid, n_missing = gradebook.count(INVALID), gradebook.count(MISSING)
+    return summary_of(gradebook.reports, gradebook.skipped)
+
+
+def summary_of(records: Sequence[GradeReport | Row], skipped: Sequence[str] = ()) -> str:
+    """summary, from reports or their rows."""
+    graded = [r for r in records if r.status == GRADED]
+    n_invalid, n_missing = sum(r.status == INVALID for r in records), sum(r.status == MISSING for r in records)
     if graded:
         mean = sum(r.score for r in graded) / len(graded)
         maxima = sorted({r.max_score for r in graded})
@@ -549,9 +712,9 @@ def summary(gradebook: Gradebook) -> str:
         mean_text = "no mean score, as nothing was graded"
     named = sum(bool(r.misconceptions) for r in graded)
     text = (
-        f"{len(gradebook.reports)} records: {len(graded)} graded, {n_invalid} invalid, {n_missing} missing; "
+        f"{len(records)} records: {len(graded)} graded, {n_invalid} invalid, {n_missing} missing; "
         f"{mean_text}. {named} of the graded made a named mistake."
     )
-    if gradebook.skipped:
-        text += f" Skipped {len(gradebook.skipped)} files that are not .json."
+    if skipped:
+        text += f" Skipped {len(skipped)} files that are not .json."
     return text

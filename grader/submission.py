@@ -46,6 +46,8 @@ from grader.params import Params, answer_shapes
 
 TOP_LEVEL_KEYS = ("student_id", "help", "answers", "derivations")  # "help" is the blank file's note
 DERIVATION_KEYS = (*derivations.REQUIRED_KEYS, derivations.LOSS_KEY)
+_TOP_LEVEL_SET, _ANSWER_SET, _DERIVATION_SET = frozenset(TOP_LEVEL_KEYS), frozenset(core.ANSWER_KEYS), frozenset(DERIVATION_KEYS)
+_INFINITY = math.inf
 TRANSPOSABLE = ("grad_w", "grad_v")  # a gradient written transposed is the transposed-gradient mistake
 MAX_PROBLEMS = 20  # lines of problems (and of warnings) reported per file
 _LARGEST = sys.float_info.max
@@ -303,10 +305,11 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
     if not isinstance(obj, dict):
         kind = _KINDS.get(type(obj), "a number")
         return InvalidSubmission([f"the file must be a JSON object with \"student_id\" and \"answers\"; got {kind}"], source=source, mtime_ns=mtime_ns)
-    for key in obj:
-        if key not in TOP_LEVEL_KEYS:
-            warnings.append(f"{_clip(key)}: unknown key, ignored")
-            _non_finite(obj[key], _clip(key), problems)
+    if not obj.keys() <= _TOP_LEVEL_SET:
+        for key in obj:
+            if key not in TOP_LEVEL_KEYS:
+                warnings.append(f"{_clip(key)}: unknown key, ignored")
+                _non_finite(obj[key], _clip(key), problems)
 
     student_id = _student_id(obj, problems, warnings)
     layout = None
@@ -327,10 +330,11 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
     elif not isinstance(answers, dict):
         problems.append(f"answers: expected an object with keys {', '.join(core.ANSWER_KEYS)}; got {_kind(answers)}")
     else:
-        for key in answers:
-            if key not in core.ANSWER_KEYS:
-                warnings.append(f"answers.{_clip(key)}: unknown key, ignored")
-                _non_finite(answers[key], f"answers.{_clip(key)}", problems)
+        if not answers.keys() <= _ANSWER_SET:
+            for key in answers:
+                if key not in core.ANSWER_KEYS:
+                    warnings.append(f"answers.{_clip(key)}: unknown key, ignored")
+                    _non_finite(answers[key], f"answers.{_clip(key)}", problems)
         if layout is not None:
             fast = _plain_entries(answers, layout)
             if fast is not None:
@@ -343,14 +347,18 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
     if derivations is not None and not isinstance(derivations, dict):
         problems.append(f"derivations: expected an object (or null); got {_kind(derivations)}")
         derivations = None
-    for key in derivations or ():
-        if key not in DERIVATION_KEYS:
-            warnings.append(f"derivations.{_clip(key)}: unknown key, ignored (expected {', '.join(DERIVATION_KEYS)})")
-    _non_finite(derivations, "derivations", problems)
+    if derivations:
+        if not derivations.keys() <= _DERIVATION_SET:
+            for key in derivations:
+                if key not in DERIVATION_KEYS:
+                    warnings.append(f"derivations.{_clip(key)}: unknown key, ignored (expected {', '.join(DERIVATION_KEYS)})")
+        if not all(type(value) is str or value is None for value in derivations.values()):
+            _non_finite(derivations, "derivations", problems)
 
-    array = np.array(values, dtype=np.float64) if layout is not None and not problems else None  # None -> NaN
-    if array is not None and np.isinf(array).any():
+    # A 1e999 parses as infinity (NaN and Infinity are refused by the parser); say where it is.
+    if _INFINITY in values or -_INFINITY in values:
         _non_finite(answers, "answers", problems)
+    array = np.array(values, dtype=np.float64) if layout is not None and not problems else None  # None -> NaN
     if len(warnings) > MAX_PROBLEMS:
         warnings = [*warnings[:MAX_PROBLEMS], f"... and {len(warnings) - MAX_PROBLEMS} more warnings"]
     if problems or layout is None:
@@ -422,31 +430,35 @@ def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | No
     return stripped
 
 
+@lru_cache(maxsize=None)
+def _plan(layout: Layout) -> tuple[tuple[str, tuple[int, ...], int], ...]:
+    """(key, shape, entries) of each answer, in flat order."""
+    return tuple((key, layout.shapes[key], math.prod(layout.shapes[key])) for key in core.ANSWER_KEYS)
+
+
 def _plain_entries(answers: dict, layout: Layout) -> list | None:
     """The flat entries of answers in exactly the expected shapes, with numbers or nulls only;
     None for anything else (a null row, a transposed matrix, a string...), which _entries then
     reads one by one to say what is wrong. This is the path of nearly every file."""
     out: list = []
-    for key in core.ANSWER_KEYS:
+    for key, shape, count in _plan(layout):
         value = answers.get(key)
-        shape = layout.shapes[key]
         if value is None:
-            out.extend([None] * (layout.slices[key].stop - layout.slices[key].start))
-        elif not shape:
-            if type(value) is list:
-                if len(value) != 1:
-                    return None
-                value = value[0]
-            out.append(value)
-        elif type(value) is not list or len(value) != shape[0]:
+            out += [None] * count
+        elif type(value) is not list:
+            if shape:
+                return None
+            out.append(value)  # the loss, as a number
+        elif len(value) != (shape[0] if shape else 1):
             return None
-        elif len(shape) == 1:
-            out.extend(value)
-        else:
+        elif len(shape) == 2:
+            cols = shape[1]
             for row in value:
-                if type(row) is not list or len(row) != shape[1]:
+                if type(row) is not list or len(row) != cols:
                     return None
-                out.extend(row)
+                out += row
+        else:
+            out += value  # a vector, or the loss as a list of one
     types = set(map(type, out))
     if not types <= _NUMBER_TYPES:
         return None

@@ -131,6 +131,28 @@ def test_feedback_hides_the_expected_values_unless_revealed(samples):
     assert "| L | 0.1344 | 0.3095 | wrong: log10-loss |" in feedback_for(book, "2018170622", reveal=True)
 
 
+def test_feedback_tables_follow_a_rubric_that_moves_an_answer_to_another_part(samples):
+    from grader.rubric import DEFAULT_RUBRIC, Rubric
+
+    answers = {part: dict(points) for part, points in DEFAULT_RUBRIC.answers.items()}
+    answers["5"]["loss"] = answers["2"].pop("loss")
+    rubric = Rubric(answers, DEFAULT_RUBRIC.derivations, DEFAULT_RUBRIC.follow_through, DEFAULT_RUBRIC.mistake_credit)
+    text = feedback_for(book_of(samples, rubric=rubric), "2018170622", reveal=True)
+    part_2, part_5 = text.split("## Part 2")[1].split("## Part 3")[0], text.split("## Part 5")[1]
+    assert "| L |" not in part_2 and "| L | 0.1344 | 0.3095 | wrong: log10-loss |\n| w_new_11 |" in part_5
+    assert "| u_1 | 2 | 2.0000 | right |" in part_2
+
+
+def test_feedback_shows_a_missing_entry_and_the_others_values(samples, tmp_path):
+    answers = answers_to_json(solve_one(HW2))
+    answers["u"][1] = None
+    answers["loss"] = None
+    book = one_student(tmp_path, "s1", answers)
+    text = feedback_markdown(book.reports[0], book, reveal=True)
+    assert "| u_2 | (missing) | -1.5000 | missing |" in text and "| L | (missing) | 0.3095 | missing |" in text
+    assert "| u_1 | 2 | 2.0000 | right |" in text and "| u_3 | 4.7 | 4.7000 | right |" in text
+
+
 def test_feedback_marks_follow_through(samples):
     assert "| z_1 | 4.6731 | follow-through: right for your earlier answers |" in feedback_for(book_of(samples), "2019345678")
 
@@ -197,19 +219,51 @@ def test_the_same_inputs_give_byte_identical_output_folders(samples, tmp_path):
         assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes()
 
 
+def _folder(root: Path) -> dict:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _many_workers(monkeypatch):
+    from grader import parallel
+
+    monkeypatch.setenv("HWGEN_WORKERS", "3")
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(parallel, "CHUNK", 2)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only")
 def test_worker_processes_write_exactly_what_one_process_writes(samples, tmp_path, monkeypatch):
-    from grader import grading
-
     monkeypatch.setenv("HWGEN_WORKERS", "1")
     write_reports(book_of(samples), tmp_path / "one")
-    monkeypatch.setenv("HWGEN_WORKERS", "3")
-    monkeypatch.setattr(grading, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(grading, "CHUNK", 2)
+    _many_workers(monkeypatch)
     write_reports(book_of(samples), tmp_path / "many")
-    one = {p.relative_to(tmp_path / "one"): p.read_bytes() for p in (tmp_path / "one").rglob("*") if p.is_file()}
-    many = {p.relative_to(tmp_path / "many"): p.read_bytes() for p in (tmp_path / "many").rglob("*") if p.is_file()}
-    assert one == many
+    assert _folder(tmp_path / "one") == _folder(tmp_path / "many")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only")
+def test_grading_a_class_in_workers_writes_what_grade_files_and_write_reports_write(samples, tmp_path, monkeypatch):
+    from grader import pipeline
+
+    write_reports(book_of(samples), tmp_path / "library")
+    _many_workers(monkeypatch)
+    written, rows = pipeline.grade_class(samples, None, tmp_path / "class")
+    assert _folder(tmp_path / "library") == _folder(tmp_path / "class")
+    assert [row.student_id for row in rows] == [r.student_id for r in book_of(samples).reports]
+    assert written.feedback_files == len(samples)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only")
+def test_a_regrade_in_workers_replaces_changed_feedback_in_place(samples, tmp_path, monkeypatch):
+    from grader import pipeline
+
+    _many_workers(monkeypatch)
+    pipeline.grade_class(samples, None, tmp_path / "out")
+    changed = tmp_path / "out" / "feedback" / "2018170622.md"
+    changed.write_text("edited by hand")
+    pipeline.grade_class(samples, None, tmp_path / "out", reveal=True)
+    write_reports(book_of(samples), tmp_path / "library", reveal=True)
+    assert _folder(tmp_path / "library") == _folder(tmp_path / "out")
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_the_summary_counts_statuses(samples):

@@ -1,0 +1,85 @@
+"""Using every core: a class's files are read, graded and written in chunks by forked workers.
+
+A class of tens of thousands is Python work per file (parsing, validating, rendering, creating
+files), which NumPy cannot batch away, so it is split across processes. Forking (Linux) lets a
+worker inherit the function, the items and everything they refer to (the manifest, the
+submissions read so far) instead of receiving them pickled; only results travel back.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Iterator
+
+PARALLEL_FROM = 2000  # items; below this, starting processes costs more than it saves
+CHUNK = 500  # items per task: big enough to amortise the hand-over, small enough to balance
+_FORKED: tuple = ()  # what a forked worker inherits instead of having it pickled: (func, items, args)
+
+
+def workers_for(count: int) -> int:
+    """How many processes to use for ``count`` items: one per core (HWGEN_WORKERS overrides),
+    and one unless the items are many and processes can be forked (Linux)."""
+    setting = os.environ.get("HWGEN_WORKERS", "")
+    if setting.isdigit() and int(setting) > 0:
+        cores = int(setting)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2 or count < PARALLEL_FROM or not sys.platform.startswith("linux"):
+        return 1
+    return min(cores, 8)
+
+
+def _run_forked(bounds: tuple[int, int]):
+    func, items, args = _FORKED
+    return func(items[bounds[0] : bounds[1]], *args)
+
+
+def chunked_map(
+    func: Callable[..., list],
+    items: list,
+    args: tuple = (),
+    progress: Callable[[int], Any] | None = None,
+    meanwhile: Callable[[], Any] | None = None,
+) -> list:
+    """``func(chunk, *args)`` over chunks of ``items``, results concatenated in order (see map_chunks)."""
+    out: list = []
+    for count, part in map_chunks(func, items, args, meanwhile):
+        out.extend(part)
+        if progress is not None:
+            progress(count)
+    return out
+
+
+def map_chunks(
+    func: Callable[..., list], items: list, args: tuple = (), meanwhile: Callable[[], Any] | None = None
+) -> Iterator[tuple[int, list]]:
+    """``func(chunk, *args)`` over chunks of ``items``: yields (items in the chunk, its result), in order.
+
+    With many items the chunks go to forked worker processes, one per core, and each result is
+    yielded as soon as it is back, so that this process can use it while the workers go on
+    (writing files, say); with few items, or where processes cannot be forked, they run here.
+    ``meanwhile`` (if given) runs in this process once the work is handed out, before the first
+    result is taken: other work overlaps the workers', and the workers were forked before it.
+    """
+    global _FORKED
+    bounds = [(start, min(start + CHUNK, len(items))) for start in range(0, len(items), CHUNK)]
+    workers = workers_for(len(items))
+    if workers == 1:
+        if meanwhile is not None:
+            meanwhile()
+        for start, stop in bounds:
+            yield stop - start, func(items[start:stop], *args)
+        return
+    import multiprocessing
+
+    _FORKED = (func, items, args)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.imap(_run_forked, bounds)  # every task is handed out at once
+            if meanwhile is not None:
+                meanwhile()
+            for (start, stop), part in zip(bounds, parts):
+                yield stop - start, part
+    finally:
+        _FORKED = ()

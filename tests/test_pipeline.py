@@ -1,0 +1,115 @@
+"""Grading a class on every core (grader.pipeline, grader.parallel) gives what one process gives.
+
+Worker processes are forced on tiny classes here (PARALLEL_FROM 1, CHUNK 2, three workers), so
+every chunk boundary and hand-over is exercised; the figures for real class sizes are in
+benchmarks/, not in timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import grading, parallel, pipeline
+from grader.grading import INVALID, grade_files
+from grader.manifest import Manifest, StudentRecord
+from grader.params import HW2, Params, answers_to_json, solve_one
+from grader.reports import write_reports
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only")
+
+
+@pytest.fixture()
+def many_workers(monkeypatch):
+    monkeypatch.setenv("HWGEN_WORKERS", "3")
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(parallel, "CHUNK", 2)
+
+
+def folder_bytes(root: Path) -> dict:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def small_network(seed: int) -> Params:
+    """A 2-3-2 instance: not HW#2's size, so its files are read again once the manifest is known."""
+    rng = np.random.default_rng(seed)
+    return Params(
+        x=np.round(rng.uniform(-2, 2, 2), 1),
+        v=np.round(rng.uniform(-2, 2, (3, 2)), 1),
+        w=np.round(rng.uniform(-2, 2, (2, 3)), 1),
+        target=np.array([0.0, 1.0]),
+        lr=0.1,
+    )
+
+
+@pytest.fixture()
+def mixed_class(tmp_path):
+    """A manifest of HW#2-sized and 2-3-2 students, with right, wrong-shaped, unknown, doubled and missing files."""
+    records = [StudentRecord(f"h{k}", f"h{k}", HW2, {"Student": f"H {k}"}) for k in range(4)]
+    records += [StudentRecord(f"s{k}", f"s{k}", small_network(k), {"Student": f"S {k}"}) for k in range(3)]
+    manifest = Manifest("fp", tuple(records))
+    folder = tmp_path / "in"
+    folder.mkdir()
+
+    def put(name: str, obj) -> None:
+        (folder / name).write_text(json.dumps(obj))
+
+    for record in records[:-1]:  # the last student hands in nothing
+        put(f"{record.student_id}.json", {"student_id": record.student_id, "answers": answers_to_json(solve_one(record.params))})
+    put("s0-hw2-shapes.json", {"student_id": "s0", "answers": answers_to_json(solve_one(HW2))})  # a second file, wrong shapes
+    os.utime(folder / "s0-hw2-shapes.json", ns=(2 * 10**18, 2 * 10**18))  # the newer of s0's two
+    put("stranger.json", {"student_id": "nobody", "answers": answers_to_json(solve_one(HW2))})
+    (folder / "broken.json").write_text("{")
+    files, _ = grading.collect_files([folder])
+    return manifest, files
+
+
+def test_reading_while_the_manifest_loads_gives_what_reading_against_it_gives(mixed_class, many_workers):
+    manifest, files = mixed_class
+    manifest_back, results = grading.read_class(files, lambda: manifest)
+    expected = [grading.read_submission(f, grading._manifest_layouts(manifest)) for f in files]
+    assert manifest_back is manifest
+    assert [type(r) for r in results] == [type(r) for r in expected]
+    assert [getattr(r, "problems", None) for r in results] == [getattr(r, "problems", None) for r in expected]
+    assert all(np.array_equal(a.values, b.values, equal_nan=True) for a, b in zip(results, expected) if hasattr(a, "values"))
+
+
+def test_a_file_of_another_network_size_is_checked_against_its_students_own(mixed_class, many_workers):
+    manifest, files = mixed_class
+    _, results = grading.read_class(files, lambda: manifest)
+    by_source = {Path(r.source).name: r for r in results}
+    assert by_source["s1.json"].layout.sizes == (2, 3, 2)
+    assert "answers.u: expected 3 numbers, got 4" in by_source["s0-hw2-shapes.json"].problems
+    assert "not in the manifest" in by_source["stranger.json"].problems[0]
+
+
+def test_a_class_graded_in_workers_writes_what_one_process_writes(mixed_class, many_workers, tmp_path, monkeypatch):
+    manifest, files = mixed_class
+    written, rows = pipeline.grade_class(files, manifest, tmp_path / "workers")
+    monkeypatch.setenv("HWGEN_WORKERS", "1")
+    write_reports(grade_files(files, manifest), tmp_path / "one")
+    assert folder_bytes(tmp_path / "workers") == folder_bytes(tmp_path / "one")
+    statuses = {row.student_id: row.status for row in rows}
+    assert statuses["s0"] == INVALID and statuses["s2"] == "missing" and statuses["h0"] == "graded"
+    assert written.feedback_files == len(manifest.students)
+
+
+def test_an_error_while_the_manifest_loads_stops_the_workers_and_is_raised(mixed_class, many_workers):
+    _, files = mixed_class
+
+    def broken():
+        raise ValueError("the manifest is broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        grading.read_class(files, broken)
+    assert parallel._FORKED == ()  # nothing left behind for a later run
+
+
+def test_chunks_come_back_in_order_with_their_sizes(many_workers):
+    chunks = list(parallel.map_chunks(lambda items: [x * x for x in items], list(range(7))))
+    assert chunks == [(2, [0, 1]), (2, [4, 9]), (2, [16, 25]), (1, [36])]
