@@ -44,9 +44,9 @@ def batch_run(command):
 
     A class-sized run allocates millions of small lists and dicts (parsed JSON, report records)
     and frees few of them until it ends; the collector would scan them over and over, which
-    measured a fifth to a third of ``hwgen grade`` on 20,000 files. Reference counting still
-    frees everything that is not in a cycle, and the collector is resumed afterwards (tests
-    run commands in one process).
+    cost about a tenth of ``hwgen grade`` on 20,000 files (5.8 s against 5.2 s). Reference
+    counting still frees everything that is not in a cycle, and the collector is resumed
+    afterwards (tests run commands in one process).
     """
 
     @functools.wraps(command)
@@ -250,11 +250,11 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     settings = dict(tolerance=tolerance, rubric=rubric, follow_through=follow_through, skipped=skipped, assignment=assignment, reveal=reveal)
     bars = len(files) >= PROGRESS_BAR_FROM
     try:
-        with _progress(bars, len(files), "Reading") as bar:
+        with _progress(bars, len(files), "Reading files") as bar:
             # The manifest loads while worker processes read the files.
             manifest, results = grading.read_class(files, lambda: _load_manifest(manifest_path), bar.update)
         tasks = grading.assign(results, manifest, rubric)
-        with _progress(bars, len(tasks), "Grading") as bar:
+        with _progress(bars, len(tasks), "Grading and writing") as bar:
             written, rows = pipeline.write_graded(tasks, manifest is not None, out_dir, **settings, progress=bar.update)
     except OSError as exc:  # the output folder, not a submission: those never raise
         raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
