@@ -290,37 +290,60 @@ _RESULT_TEXT = [_result_text(s) for s in STATUS_NAMES]
 def _tables(report: GradeReport, reveal: bool, where: dict[str, dict[str, list[str]]]) -> dict[str, str]:
     """Each part's Markdown table of entries; records in ``where`` the entries showing each
     mistake (mistake id -> answer key -> entry names)."""
-    layout = report.layout
     codes = report.codes.tolist()
     if max(codes) >= MISTAKE_BASE or report.transposed:
-        for key in core.ANSWER_KEYS:
-            s = layout.slices[key]
-            for name, code in zip(layout.entry_names(key), codes[s]):
-                if code >= MISTAKE_BASE:
-                    where.setdefault(STATUS_NAMES[code].removeprefix("mistake:"), {}).setdefault(key, []).append(name)
-            if key in report.transposed:
-                where.setdefault("transposed-gradient", {}).setdefault(key, [])
+        _mark_mistakes(report, codes, where)
+    part_of = tuple(report.part_of[key] for key in core.ANSWER_KEYS)
+    templates = _table_templates(report.layout, report.codes.tobytes(), part_of, reveal)
+    values = _table_values(report, codes, part_of, reveal)
+    return {part: template % tuple(values[part]) for part, template in templates.items()}
+
+
+def _mark_mistakes(report: GradeReport, codes: list[int], where: dict[str, dict[str, list[str]]]) -> None:
+    layout = report.layout
+    for key in core.ANSWER_KEYS:
+        for name, code in zip(layout.entry_names(key), codes[layout.slices[key]]):
+            if code >= MISTAKE_BASE:
+                where.setdefault(STATUS_NAMES[code].removeprefix("mistake:"), {}).setdefault(key, []).append(name)
+        if key in report.transposed:
+            where.setdefault("transposed-gradient", {}).setdefault(key, [])
+
+
+@functools.lru_cache(maxsize=4096)
+def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: bool) -> dict[str, str]:
+    """Each part's table for one pattern of status codes, with a %-placeholder for each value
+    (most students share a few patterns: all right, above all)."""
+    codes_row = list(codes)  # int8 status codes, all non-negative
+    templates = {}
+    for part, (head, where_in_row, line_table) in _table_lines(layout, part_of, reveal).items():
+        part_codes = codes_row[where_in_row] if type(where_in_row) is slice else [codes_row[n] for n in where_in_row]
+        templates[part] = head + "\n".join([lines[code] for lines, code in zip(line_table, part_codes)])
+    return templates
+
+
+def _table_values(report: GradeReport, codes: list[int], part_of: tuple[str, ...], reveal: bool) -> dict[str, list]:
+    """The values each part's table template takes, in order: the student's given values
+    (a missing entry's line says so instead), each followed by the expected one with ``reveal``."""
     values = (report.answers + 0.0).tolist()  # + 0.0: a -0.0 shows as 0
     expected = [fixed(e) for e in report.expected.tolist()] if reveal else None
     some_missing = MISSING_CODE in codes
-    tables = {}
-    for part, (head, where_in_row, line_table) in _table_lines(layout, tuple(report.part_of[key] for key in core.ANSWER_KEYS), reveal).items():
+    out = {}
+    for part, (_, where_in_row, _) in _table_lines(report.layout, part_of, reveal).items():
         if type(where_in_row) is slice:
             part_codes, part_values = codes[where_in_row], values[where_in_row]
         else:
             part_codes, part_values = [codes[n] for n in where_in_row], [values[n] for n in where_in_row]
-        text = head + "\n".join([lines[code] for lines, code in zip(line_table, part_codes)])
         if expected is not None:
             part_expected = expected[where_in_row] if type(where_in_row) is slice else [expected[n] for n in where_in_row]
             shown = []
             for value, value_expected, code in zip(part_values, part_expected, part_codes):
                 shown += (value, value_expected) if code != MISSING_CODE else (value_expected,)
         elif some_missing:
-            shown = [value for value, code in zip(part_values, part_codes) if code != MISSING_CODE]  # its line says so
+            shown = [value for value, code in zip(part_values, part_codes) if code != MISSING_CODE]
         else:
             shown = part_values
-        tables[part] = text % tuple(shown)
-    return tables
+        out[part] = shown
+    return out
 
 
 _SHOWN = "%.6g"  # a student's value in the feedback, as they would recognise it (formatted by %)
