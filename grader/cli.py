@@ -247,7 +247,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     for path in skipped:
         click.echo(f"Skipped (not .json): {path}", err=True)
 
-    settings = dict(tolerance=tolerance, rubric=rubric, follow_through=follow_through, skipped=skipped, assignment=assignment, reveal=reveal)
+    settings = pipeline.Settings(tolerance, rubric, follow_through, tuple(skipped), assignment, reveal)
     bars = len(files) >= PROGRESS_BAR_FROM
     try:
         with _progress(bars, len(files), "Reading files") as bar:
@@ -255,7 +255,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
             manifest, results = grading.read_class(files, lambda: _load_manifest(manifest_path), bar.update)
         tasks = grading.assign(results, manifest, rubric)
         with _progress(bars, len(tasks), "Grading and writing") as bar:
-            written, rows = pipeline.write_graded(tasks, manifest is not None, out_dir, **settings, progress=bar.update)
+            written, rows = pipeline.write_graded(tasks, manifest is not None, out_dir, settings, bar.update)
     except OSError as exc:  # the output folder, not a submission: those never raise
         raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
     for row in rows:

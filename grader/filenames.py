@@ -29,6 +29,20 @@ def is_safe_stem(stem: str) -> bool:
     return bool(stem) and _UNSAFE.search(stem) is None and not stem.startswith(".") and len(stem) <= 2 * MAX_STEM
 
 
+def distinct_stems(stems: dict[str, str]) -> dict[str, str]:
+    """``stems`` (student id -> stem, say from a hand-edited manifest) with every stem that
+    repeats an earlier one, also in case only, made distinct as assign_stems does: no two
+    students may share a feedback file."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for student_id, stem in stems.items():
+        if stem.lower() in taken:
+            stem = f"{stem}-{hashlib.sha256(student_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        taken.add(stem.lower())
+        out[student_id] = stem
+    return out
+
+
 def assign_stems(student_ids: list[str], reserved: tuple[str, ...] = ()) -> dict[str, str]:
     """A distinct safe stem for every id, also when two stems differ only in case, and none of
     them one of the ``reserved`` names (a file of the tool's own, like keys/all.pdf)."""

@@ -36,7 +36,7 @@ import numpy as np
 
 from grader import core, derivations, mistakes
 from grader.parallel import chunked_map
-from grader.filenames import assign_stems, is_safe_stem, safe_stem
+from grader.filenames import assign_stems, distinct_stems, is_safe_stem, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
@@ -428,7 +428,7 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
         sub = student.submission
         misconceptions = [mid for mid, hit in zip(mistakes.MISTAKE_IDS, hits_list[row]) if hit] if any_hit[row] else []
         derivation_results: dict[str, Any] = {}
-        warnings = list(sub.warnings) + list(student.extra.pop("warnings", ()))
+        warnings = [*sub.warnings, *student.extra.get("warnings", ())]
         if grade_derivations is not None and has_derivations(sub.derivations):
             try:
                 derivation_results = dict(grade_derivations(sub.derivations))
@@ -475,7 +475,7 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
             part_of=part_of,
             points=points,
             derivations=derivation_results,
-            **student.extra,
+            **{key: value for key, value in student.extra.items() if key != "warnings"},
         )
 
 
@@ -626,7 +626,7 @@ def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
         acts.append(activation)
         xs.append(p["x"]), vs.append(p["v"]), ws.append(p["w"]), ts.append(p["target"]), lrs.append(p["lr"])
     x, v, w, t, lr = _stacked(xs, 1), _stacked(vs, 2), _stacked(ws, 2), _stacked(ts, 1), _stacked(lrs, 0)
-    if x is None or v is None or w is None or t is None or lr is None:
+    if x is None or v is None or w is None or t is None or lr is None or min(x.size, v.size, w.size, t.size) == 0:
         return None
     n = len(ids)
     if x.ndim != 2 or v.ndim != 3 or w.ndim != 3 or t.ndim != 2 or x.shape[0] != n:
@@ -720,7 +720,7 @@ def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest
     if manifest is not None:
         records = {s.student_id: s for s in manifest.students}
         student_ids = sorted(records)
-        stems = {sid: records[sid].file_stem for sid in student_ids}
+        stems = distinct_stems({sid: records[sid].file_stem for sid in student_ids})
     else:
         records = {}
         student_ids = sorted(by_student)

@@ -30,6 +30,11 @@ class InputError(ValueError):
         self.reason = reason
         super().__init__(f"{field}: {reason}" if field else reason)
 
+    def __reduce__(self):
+        # Raised in a worker process, it travels back pickled; by default that is cls(*args),
+        # which does not fit this __init__ (and a pool whose result cannot be unpickled hangs).
+        return type(self), (self.field, self.reason)
+
 
 class NonFiniteError(InputError):
     """A NaN or an Infinity literal, refused while parsing (a reader may then say where it was)."""
@@ -94,6 +99,8 @@ def loads_strict(
     infinity at C speed, for a reader that refuses it where it stands, naming the field (a
     Python hook on every float doubles the cost of reading a submission).
     """
+    if text.startswith("\ufeff"):  # what json.loads says; JSONDecoder.decode does not check
+        raise InputError(None, "not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at line 1 column 1")
     try:
         obj = _decoder(check_duplicates, finite_floats).decode(text)
     except json.JSONDecodeError as exc:
@@ -114,18 +121,22 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> tup
             raise InputError(None, f"input is over the limit of {max_bytes:,} bytes")
         return data, 0
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # Non-blocking open: a FIFO with no writer must not stop the run (it reads as empty).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise InputError(None, f"cannot read the file: {exc.strerror or exc}") from None
     try:
         st = os.fstat(fd)  # of the file opened, so that it cannot change between the two calls
         if st.st_size > max_bytes:
             raise InputError(None, f"file is {st.st_size:,} bytes; the limit is {max_bytes:,} (not read)")
-        # One read of the size the file has, plus one byte to see whether it grew meanwhile; a
-        # short read (a pipe, a special file) is continued up to the limit.
+        if not stat.S_ISREG(st.st_mode):
+            os.set_blocking(fd, True)  # a pipe with a writer is read to its end
+        # Read to the end of the file, or to one byte past the limit: the first read asks for
+        # its size and one byte more, which an unchanged file answers whole; the next, empty,
+        # confirms the end.
         chunks = [os.read(fd, st.st_size + 1)]
         size = len(chunks[0])
-        while chunks[-1] and size <= max_bytes and (size > st.st_size or not stat.S_ISREG(st.st_mode)):
+        while chunks[-1] and size <= max_bytes:
             chunks.append(os.read(fd, max_bytes + 1 - size))
             size += len(chunks[-1])
     except OSError as exc:

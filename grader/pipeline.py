@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from grader import grading, reports
@@ -25,45 +26,40 @@ from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.tolerance import Tolerance
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How a class is graded and what its outputs say (the options of ``hwgen grade``)."""
+
+    tolerance: Tolerance = Tolerance()
+    rubric: Rubric = DEFAULT_RUBRIC
+    follow_through: bool = True  # credit entries right for the student's own earlier answers
+    skipped: tuple[str, ...] = ()  # files found that are not .json, listed in results.json
+    assignment: str = reports.TITLE  # the assignment column's name in canvas.csv
+    reveal: bool = False  # show the expected values in the feedback
+
+
 def grade_class(
-    files: Sequence[str],
-    manifest: Manifest | None,
-    out_dir: str | os.PathLike,
-    *,
-    tolerance: Tolerance = Tolerance(),
-    rubric: Rubric = DEFAULT_RUBRIC,
-    follow_through: bool = True,
-    skipped: Sequence[str] = (),
-    assignment: str = reports.TITLE,
-    reveal: bool = False,
+    files: Sequence[str], manifest: Manifest | None, out_dir: str | os.PathLike, settings: Settings = Settings()
 ) -> tuple[reports.Written, list[reports.Row]]:
     """Grade ``files`` and write results.json, grades.csv, canvas.csv and feedback/ in ``out_dir``.
 
     Returns what was written and one row per record (roster students by id, then files
     matched to no student), for the summary.
     """
-    tasks = grading.assign(grading.read_files(files, manifest), manifest, rubric)
-    return write_graded(
-        tasks, manifest is not None, out_dir, tolerance=tolerance, rubric=rubric, follow_through=follow_through,
-        skipped=skipped, assignment=assignment, reveal=reveal,
-    )
+    tasks = grading.assign(grading.read_files(files, manifest), manifest, settings.rubric)
+    return write_graded(tasks, manifest is not None, out_dir, settings)
 
 
 def write_graded(
     tasks: Sequence[grading.Task],
     manifest_used: bool,
     out_dir: str | os.PathLike,
-    *,
-    tolerance: Tolerance = Tolerance(),
-    rubric: Rubric = DEFAULT_RUBRIC,
-    follow_through: bool = True,
-    skipped: Sequence[str] = (),
-    assignment: str = reports.TITLE,
-    reveal: bool = False,
+    settings: Settings = Settings(),
     progress: Callable[[int], None] | None = None,
 ) -> tuple[reports.Written, list[reports.Row]]:
     """The second pass: grade the students among ``tasks`` (grading.assign) chunk by chunk and
     write every output."""
-    context = Gradebook((), tolerance, rubric, follow_through, manifest_used, tuple(skipped))
-    grade = functools.partial(grading.complete, tolerance=tolerance, rubric=rubric, follow_through=follow_through)
-    return reports.write_outputs(context, out_dir, tasks, grade, assignment, reveal, progress)
+    s = settings
+    context = Gradebook((), s.tolerance, s.rubric, s.follow_through, manifest_used, tuple(s.skipped))
+    grade = functools.partial(grading.complete, tolerance=s.tolerance, rubric=s.rubric, follow_through=s.follow_through)
+    return reports.write_outputs(context, out_dir, tasks, grade, s.assignment, s.reveal, progress)

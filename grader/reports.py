@@ -18,6 +18,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -554,12 +555,14 @@ def _parts_phrase(parts: list[str]) -> str:
 
 
 def _up_to_date(path: str, data: bytes) -> bool:
+    """Does ``path`` hold exactly ``data``? (Non-blocking: a FIFO put there is never waited on.)"""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
     try:
-        return os.fstat(fd).st_size == len(data) and os.read(fd, len(data) + 1) == data
+        st = os.fstat(fd)
+        return stat.S_ISREG(st.st_mode) and st.st_size == len(data) and os.read(fd, len(data) + 1) == data
     except OSError:
         return False
     finally:

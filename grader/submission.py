@@ -355,9 +355,10 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
         if not all(type(value) is str or value is None for value in derivations.values()):
             _non_finite(derivations, "derivations", problems)
 
-    # A 1e999 parses as infinity (NaN and Infinity are refused by the parser); say where it is.
+    # A 1e999 parses as infinity (NaN and Infinity are refused by the parser); say where it is
+    # (in the answers read: unknown keys were looked at above).
     if _INFINITY in values or -_INFINITY in values:
-        _non_finite(answers, "answers", problems)
+        _non_finite({key: answers[key] for key in core.ANSWER_KEYS if key in answers}, "answers", problems)
     array = np.array(values, dtype=np.float64) if layout is not None and not problems else None  # None -> NaN
     if len(warnings) > MAX_PROBLEMS:
         warnings = [*warnings[:MAX_PROBLEMS], f"... and {len(warnings) - MAX_PROBLEMS} more warnings"]

@@ -463,3 +463,14 @@ def test_an_unusual_manifest_is_validated_by_the_manifest_module(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(obj))
     with pytest.raises(Exception, match=r"students\[1\]\.params\.x"):
         grading.load_class_manifest(tmp_path / "m.json")
+
+
+def test_a_manifest_with_empty_inputs_is_refused_with_a_reason(tmp_path):
+    from grader.jsonio import InputError
+
+    obj = small_class(n=2).to_json()
+    for student in obj["students"]:
+        student["params"]["x"] = []
+    (tmp_path / "m.json").write_text(json.dumps(obj))
+    with pytest.raises(InputError, match=r"students\[0\]\.params"):
+        grading.load_class_manifest(tmp_path / "m.json")

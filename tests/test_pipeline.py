@@ -113,3 +113,45 @@ def test_an_error_while_the_manifest_loads_stops_the_workers_and_is_raised(mixed
 def test_chunks_come_back_in_order_with_their_sizes(many_workers):
     chunks = list(parallel.map_chunks(lambda items: [x * x for x in items], list(range(7))))
     assert chunks == [(2, [0, 1]), (2, [4, 9]), (2, [16, 25]), (1, [36])]
+
+
+def test_two_students_given_one_file_stem_get_a_feedback_file_each(tmp_path, many_workers):
+    records = (StudentRecord("a", "same", HW2, {}), StudentRecord("b", "SAME", HW2, {}))
+    files = []
+    for record in records:
+        path = tmp_path / f"{record.student_id}.json"
+        path.write_text(json.dumps({"student_id": record.student_id, "answers": answers_to_json(solve_one(HW2))}))
+        files.append(str(path))
+    written, _ = pipeline.grade_class(files, Manifest("fp", records), tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out" / "feedback").iterdir())
+    assert written.feedback_files == 2 and "same.md" in names and [n for n in names if n != "same.md"][0].startswith("SAME-")
+
+
+def test_a_regrade_replaces_a_fifo_put_in_the_feedback_folder_instead_of_waiting_on_it(mixed_class, tmp_path):
+    import subprocess
+
+    manifest, files = mixed_class
+    out = tmp_path / "out"
+    pipeline.grade_class(files, manifest, out)
+    fifo = out / "feedback" / "h0.md"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    code = (
+        "import sys, pickle; from grader import pipeline; "
+        "files, manifest = pickle.load(open(sys.argv[1], 'rb')); pipeline.grade_class(files, manifest, sys.argv[2])"
+    )
+    import pickle
+
+    (tmp_path / "args.pickle").write_bytes(pickle.dumps((files, manifest)))
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "args.pickle"), str(out)], check=True, timeout=120)
+    assert fifo.is_file() and fifo.read_text().startswith("# HW#2: feedback for h0")
+
+
+def test_grading_the_same_tasks_twice_writes_the_same_outputs(mixed_class, tmp_path, monkeypatch):
+    monkeypatch.setenv("HWGEN_WORKERS", "1")
+    manifest, files = mixed_class
+    tasks = grading.assign(grading.read_files(files, manifest), manifest, pipeline.Settings().rubric)
+    pipeline.write_graded(tasks, True, tmp_path / "first")
+    pipeline.write_graded(tasks, True, tmp_path / "second")
+    assert folder_bytes(tmp_path / "first") == folder_bytes(tmp_path / "second")
+    assert b"2 files for this student" in (tmp_path / "second" / "feedback" / "s0.md").read_bytes()

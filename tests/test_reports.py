@@ -260,7 +260,7 @@ def test_a_regrade_in_workers_replaces_changed_feedback_in_place(samples, tmp_pa
     pipeline.grade_class(samples, None, tmp_path / "out")
     changed = tmp_path / "out" / "feedback" / "2018170622.md"
     changed.write_text("edited by hand")
-    pipeline.grade_class(samples, None, tmp_path / "out", reveal=True)
+    pipeline.grade_class(samples, None, tmp_path / "out", pipeline.Settings(reveal=True))
     write_reports(book_of(samples), tmp_path / "library", reveal=True)
     assert _folder(tmp_path / "library") == _folder(tmp_path / "out")
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]

@@ -272,3 +272,48 @@ def test_reading_never_modifies_the_file(tmp_path):
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     read_submission(path, LAYOUT)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+def test_an_overflow_in_an_unknown_answer_key_is_reported_once(tmp_path):
+    answers = {**RIGHT, "extra": [2.0], "u": [3.0, *RIGHT["u"][1:]]}
+    text = json.dumps({"student_id": "s1", "answers": answers}).replace("[2.0]", "[1e999]").replace("[3.0,", "[1e999,")
+    found = problems(read_text(tmp_path, text))
+    assert found.count("answers.extra[0]: the number is too large to be finite") == 1
+    assert "answers.u[0]: the number is too large to be finite" in found
+
+
+def test_a_file_starting_with_two_byte_order_marks_says_so(tmp_path):
+    found = problems(read_text(tmp_path, b"\xef\xbb\xbf\xef\xbb\xbf" + json.dumps(with_answer("u", RIGHT["u"])).encode()))
+    assert found == ["not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at line 1 column 1"]
+
+
+def test_a_fifo_named_like_an_answer_file_reads_as_empty_instead_of_waiting(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "pipe.json")
+    code = "import sys; from grader.submission import read_submission, layout_of; from grader.params import HW2; print(read_submission(sys.argv[1], layout_of(HW2)).problems[0])"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pipe.json")], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("not valid JSON: Expecting value")
+
+
+def test_an_input_error_survives_pickling_as_a_worker_sends_it():
+    import pickle
+
+    from grader.jsonio import NonFiniteError
+
+    for error in (InputError("answers.u", "expected 4 numbers"), NonFiniteError(None, "NaN is not a number")):
+        back = pickle.loads(pickle.dumps(error))
+        assert (type(back), back.field, back.reason, str(back)) == (type(error), error.field, error.reason, str(error))
+
+
+def test_an_overflow_is_reported_beside_another_problem(tmp_path):
+    answers = {**RIGHT, "loss": "abc", "u": [3.0, *RIGHT["u"][1:]]}
+    text = json.dumps({"student_id": "s1", "answers": answers}).replace("[3.0,", "[1e999,")
+    assert sorted(problems(read_text(tmp_path, text))) == [
+        "answers.loss: expected a number, got a string",
+        "answers.u[0]: the number is too large to be finite",
+    ]
