@@ -203,6 +203,18 @@ def generated_class(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_a_broken_manifest_is_one_line_and_exit_1_while_workers_read(generated_class, monkeypatch, workers):
+    from grader import parallel
+
+    monkeypatch.setenv("HWGEN_WORKERS", workers)
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)
+    (generated_class / "manifest.json").write_text('{"students": [{"student_id": 5}]}')
+    result = run("grade", "in")
+    assert result.exit_code == 1 and not (generated_class / "grades" / "results.json").exists()
+    assert result.stderr.splitlines()[-1].startswith("Error: manifest.json: students[0].student_id")
+
+
 def test_grade_uses_manifest_json_in_the_working_folder(generated_class):
     result = run("grade", "in")
     assert result.exit_code == 0 and "No manifest" not in result.stderr
