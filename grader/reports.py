@@ -22,7 +22,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 
 from grader import __version__, core, mistakes, render
@@ -247,10 +247,10 @@ def canvas_row(report: GradeReport) -> list[str] | None:
     return [_cell(student), _cell(canvas_id), _cell(sis_user), _cell(sis_login), _cell(section), score_text(report.score)]
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """What the gradebook files and the summary need of one report. It is built where the report
-    is (a worker process, for a large class), so that only this travels back."""
+    is (a worker process, for a large class), so that only this travels back (a named tuple:
+    twenty thousand of them are unpickled by the process that writes the files)."""
 
     student_id: str | None
     status: str  # "graded", "invalid" or "missing"
