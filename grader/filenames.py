@@ -29,12 +29,13 @@ def is_safe_stem(stem: str) -> bool:
     return bool(stem) and _UNSAFE.search(stem) is None and not stem.startswith(".") and len(stem) <= 2 * MAX_STEM
 
 
-def distinct_stems(stems: dict[str, str]) -> dict[str, str]:
-    """``stems`` (student id -> stem, say from a hand-edited manifest) with every stem that
-    repeats an earlier one, also in case only, made distinct as assign_stems does: no two
-    students may share a feedback file."""
+def distinct_stems(stems: dict[str, str], reserved: tuple[str, ...] = ()) -> dict[str, str]:
+    """``stems`` (student id -> stem) with every stem that repeats an earlier one, also in case
+    only (macOS and Windows folders ignore case), or one of the ``reserved`` names (a file of the
+    tool's own, like keys/all.pdf), made distinct by a hash of the id: no two students may share
+    a file. A hand-edited manifest can repeat a stem."""
     out: dict[str, str] = {}
-    taken: set[str] = set()
+    taken: set[str] = {name.lower() for name in reserved}
     for student_id, stem in stems.items():
         if stem.lower() in taken:
             stem = f"{stem}-{hashlib.sha256(student_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
@@ -44,14 +45,5 @@ def distinct_stems(stems: dict[str, str]) -> dict[str, str]:
 
 
 def assign_stems(student_ids: list[str], reserved: tuple[str, ...] = ()) -> dict[str, str]:
-    """A distinct safe stem for every id, also when two stems differ only in case, and none of
-    them one of the ``reserved`` names (a file of the tool's own, like keys/all.pdf)."""
-    stems: dict[str, str] = {}
-    taken: set[str] = {name.lower() for name in reserved}
-    for student_id in student_ids:
-        stem = safe_stem(student_id)
-        if stem.lower() in taken:  # macOS and Windows folders ignore case
-            stem = f"{stem}-{hashlib.sha256(student_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
-        taken.add(stem.lower())
-        stems[student_id] = stem
-    return stems
+    """A distinct safe stem for every id (see distinct_stems)."""
+    return distinct_stems({student_id: safe_stem(student_id) for student_id in student_ids}, reserved)

@@ -701,8 +701,9 @@ Task = Union[GradeReport, "_Student"]  # a finished report (missing, invalid), o
 
 
 def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest | None, rubric: Rubric) -> list[Task]:
-    """What each record of the class needs, in the order of the results: roster students by id
-    (graded, invalid or missing), then files matched to no student, by path.
+    """What each record of the class needs, in the order results.json lists them: roster
+    students by id (to grade, or already invalid or missing), then files matched to no student,
+    by path.
 
     Without a manifest the roster is the set of ids found. Two files for one student: the newer
     is graded (by modification time, then by path), and both are named in the report.

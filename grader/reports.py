@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
-
 from grader import __version__, core, mistakes, render
 from grader.formatting import fixed
 from grader.grading import (
@@ -68,7 +67,6 @@ def score_text(value: float | None) -> str:
 
 def _score(value: float | None) -> float | None:
     return None if value is None else round(value, 4) + 0.0
-
 
 
 # --- results.json ---------------------------------------------------------------------------------
@@ -132,8 +130,8 @@ def _build_entries_json(report: GradeReport) -> dict[str, Any]:
     if min(codes) == max(codes) == RIGHT_CODE:
         return out
     for key, s in report.layout.slices.items():
-        names = [STATUS_NAMES[c] for c in codes[s]]
         if any(c != RIGHT_CODE for c in codes[s]):
+            names = [STATUS_NAMES[c] for c in codes[s]]
             shape = report.layout.shapes[key]
             if not shape:
                 out[key] = names[0]
@@ -417,8 +415,8 @@ def _shared(gradebook: Gradebook) -> dict[str, str]:
 def feedback_markdown(report: GradeReport, gradebook: Gradebook, reveal: bool = False) -> str:
     """A student's feedback/<stem>.md: score, named mistakes explained, every entry's result.
 
-    The expected values appear only with ``reveal``. Built with plain string operations, not a
-    template: it is written for every student of classes of tens of thousands.
+    The expected values appear only with ``reveal``. Built with string operations and cached
+    %-templates, not Jinja: it is written for every student of classes of tens of thousands.
     """
     shared = _shared(gradebook)
     out = [f"# {TITLE}: feedback for {_text(report.student_id)}", ""]
