@@ -229,8 +229,6 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
 
         hwgen grade inbox/ --manifest class/manifest.json --reveal
     """
-    import sys
-
     from grader import grading, pipeline, reports
     from grader.rubric import load_rubric
     from grader.tolerance import Tolerance
