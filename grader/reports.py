@@ -104,6 +104,12 @@ _ENTRIES_CACHE: dict[tuple[int, bytes], dict[str, Any]] = {}
 _PARTS_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
+def _forget_patterns() -> None:
+    """Empty the record caches: they serve one class at a time."""
+    _ENTRIES_CACHE.clear()
+    _PARTS_CACHE.clear()
+
+
 def _parts_json(parts: tuple) -> dict[str, Any]:
     """The "parts" of a record; most students share a few score patterns, so each is built once."""
     cached = _PARTS_CACHE.get(parts)
@@ -152,8 +158,7 @@ def record_line(report: GradeReport) -> str:
 
 def results_json(gradebook: Gradebook) -> str:
     """results.json: the settings, then one record per line, one line per student."""
-    _ENTRIES_CACHE.clear()
-    _PARTS_CACHE.clear()
+    _forget_patterns()
     return _results_text(gradebook, [record_line(r) for r in gradebook.reports])
 
 
@@ -315,7 +320,7 @@ def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: boo
     codes_row = list(codes)  # int8 status codes, all non-negative
     templates = {}
     for part, (head, where_in_row, line_table) in _table_lines(layout, part_of, reveal).items():
-        part_codes = codes_row[where_in_row] if type(where_in_row) is slice else [codes_row[n] for n in where_in_row]
+        part_codes = _pick(codes_row, where_in_row)
         templates[part] = head + "\n".join([lines[code] for lines, code in zip(line_table, part_codes)])
     return templates
 
@@ -328,14 +333,10 @@ def _table_values(report: GradeReport, codes: list[int], part_of: tuple[str, ...
     some_missing = MISSING_CODE in codes
     out = {}
     for part, (_, where_in_row, _) in _table_lines(report.layout, part_of, reveal).items():
-        if type(where_in_row) is slice:
-            part_codes, part_values = codes[where_in_row], values[where_in_row]
-        else:
-            part_codes, part_values = [codes[n] for n in where_in_row], [values[n] for n in where_in_row]
+        part_codes, part_values = _pick(codes, where_in_row), _pick(values, where_in_row)
         if expected is not None:
-            part_expected = expected[where_in_row] if type(where_in_row) is slice else [expected[n] for n in where_in_row]
             shown = []
-            for value, value_expected, code in zip(part_values, part_expected, part_codes):
+            for value, value_expected, code in zip(part_values, _pick(expected, where_in_row), part_codes):
                 shown += (value, value_expected) if code != MISSING_CODE else (value_expected,)
         elif some_missing:
             shown = [value for value, code in zip(part_values, part_codes) if code != MISSING_CODE]
@@ -343,6 +344,11 @@ def _table_values(report: GradeReport, codes: list[int], part_of: tuple[str, ...
             shown = part_values
         out[part] = shown
     return out
+
+
+def _pick(row: list, where: slice | list[int]) -> list:
+    """The items of ``row`` a part's table takes (see _table_lines)."""
+    return row[where] if type(where) is slice else [row[n] for n in where]
 
 
 _SHOWN = "%.6g"  # a student's value in the feedback, as they would recognise it (formatted by %)
@@ -643,8 +649,7 @@ def write_outputs(
     fresh = not feedback_dir.is_dir() or not any(feedback_dir.iterdir())
     target = Path(tempfile.mkdtemp(prefix=".feedback.", dir=out)) if fresh else feedback_dir
     target_name = os.fspath(target)
-    _ENTRIES_CACHE.clear()
-    _PARTS_CACHE.clear()
+    _forget_patterns()
     rows: list[Row] = []
     try:
         # Workers render; this process alone creates the files, as they come back: several
@@ -663,7 +668,7 @@ def write_outputs(
         stems = {f"{row.feedback_stem}.md" for row in rows if row.feedback_stem is not None}
         if not fresh:
             _remove_stale(feedback_dir, stems)
-        if fresh:
+        else:
             os.chmod(target, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
             if feedback_dir.is_dir():
                 feedback_dir.rmdir()  # empty, as checked above

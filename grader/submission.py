@@ -47,7 +47,6 @@ from grader.params import Params, answer_shapes
 TOP_LEVEL_KEYS = ("student_id", "help", "answers", "derivations")  # "help" is the blank file's note
 DERIVATION_KEYS = (*derivations.REQUIRED_KEYS, derivations.LOSS_KEY)
 _TOP_LEVEL_SET, _ANSWER_SET, _DERIVATION_SET = frozenset(TOP_LEVEL_KEYS), frozenset(core.ANSWER_KEYS), frozenset(DERIVATION_KEYS)
-_INFINITY = math.inf
 TRANSPOSABLE = ("grad_w", "grad_v")  # a gradient written transposed is the transposed-gradient mistake
 MAX_PROBLEMS = 20  # lines of problems (and of warnings) reported per file
 _LARGEST = sys.float_info.max
@@ -357,7 +356,7 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
 
     # A 1e999 parses as infinity (NaN and Infinity are refused by the parser); say where it is
     # (in the answers read: unknown keys were looked at above).
-    if _INFINITY in values or -_INFINITY in values:
+    if math.inf in values or -math.inf in values:
         _non_finite({key: answers[key] for key in core.ANSWER_KEYS if key in answers}, "answers", problems)
     array = np.array(values, dtype=np.float64) if layout is not None and not problems else None  # None -> NaN
     if len(warnings) > MAX_PROBLEMS:
