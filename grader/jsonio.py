@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 MAX_INPUT_BYTES = 1024 * 1024  # a homework answer file is a few kB; anything over 1 MiB is not one
 MAX_NESTING = 32  # the deepest array an answer needs is 2; this leaves room and stops stack abuse
@@ -110,6 +112,57 @@ def loads_strict(
     if check_depth and text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
         raise InputError(None, TOO_DEEP)
     return obj
+
+
+# A run of 19 digits, which may be an integer orjson reads as a float and Python as an int, is
+# found by turning every digit into a 0 and looking for nineteen of them: a regular expression
+# tries a match at every digit, 15 times slower on a manifest.
+_DIGIT_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')  # how every key ends: its quote, any space, the colon
+
+
+def fast_loads(data: bytes, *, check_duplicates: bool = True) -> Any | None:
+    """What ``loads_strict(decode_utf8(data), finite_floats=False, check_depth=False)`` returns,
+    from orjson, five times faster, when that is certain; None when the strict path must decide.
+
+    orjson refuses everything the strict path refuses (bytes that are not UTF-8, a BOM, NaN,
+    Infinity, 1e999, a lone surrogate) and more, and reads every float to the same double.
+    Where the two could differ, None: an integer of 19 digits or more (orjson may make it a
+    float), and, with ``check_duplicates``, a repeated key, which orjson silently overwrites:
+    the keys of the top object and of the objects in it (two levels) are counted against the
+    places in the text where a key ends, and only a file where the two agree (so no key at
+    all is repeated, nor hidden deeper) is taken.
+    """
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if _LONG_DIGITS in data.translate(_DIGIT_TO_ZERO):
+        return None
+    if check_duplicates:
+        colons = data.count(b":")
+        ends = data.count(b'":')
+        if ends != colons:  # a colon in a string, or a space before one: count exactly
+            ends = len(_KEY_END.findall(data))
+        if ends != _known_keys(obj):
+            return None
+    return obj
+
+
+def _known_keys(obj: Any) -> int:
+    """Keys in ``obj`` and in the objects among its values, two levels down: a lower bound on
+    the keys in the whole document (enough for a submission, whose objects are all there)."""
+    if type(obj) is not dict:
+        return 0
+    count = len(obj)
+    for value in obj.values():
+        if type(value) is dict:
+            count += len(value)
+            for inner in value.values():
+                if type(inner) is dict:
+                    count += len(inner)
+    return count
 
 
 def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> tuple[bytes, int]:

@@ -4,7 +4,7 @@ Two passes over the class, each on every core (grader.parallel):
 
 1. read: every file is parsed and checked for form (grader.submission);
 2. grade and write: the students are matched to their files (grading.assign), then chunk by
-   chunk graded in one batch (grading.complete), their feedback written and their rows of the
+   chunk graded in one batch (grading.complete_in_groups), their feedback written and their rows of the
    gradebook files built (reports.write_outputs), which this process puts together at the end.
 
 Between the two, this process decides which file is each student's, which needs all of them.
@@ -61,5 +61,5 @@ def write_graded(
     write every output."""
     s = settings
     context = Gradebook((), s.tolerance, s.rubric, s.follow_through, manifest_used, tuple(s.skipped))
-    grade = functools.partial(grading.complete, tolerance=s.tolerance, rubric=s.rubric, follow_through=s.follow_through)
+    grade = functools.partial(grading.complete_in_groups, tolerance=s.tolerance, rubric=s.rubric, follow_through=s.follow_through)
     return reports.write_outputs(context, out_dir, tasks, grade, s.assignment, s.reveal, progress)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import jinja2
 import numpy as np
 
 from grader import __version__, core, derivations, mistakes
@@ -798,6 +797,8 @@ COURSE_FILE = "course.txt"
 
 def _course(env: jinja2.Environment) -> str:
     """The course line, from course.txt (overridable like any template): plain text, escaped on output."""
+    import jinja2
+
     try:
         source = env.loader.get_source(env, COURSE_FILE)[0]  # type: ignore[union-attr]
     except jinja2.TemplateNotFound:
@@ -819,6 +820,9 @@ _TEX_SYNTAX = {
 @functools.lru_cache(maxsize=16)
 def environment(fmt: str, templates_dir: str | None = None) -> jinja2.Environment:
     """The Jinja environment of one output format; ``templates_dir`` overrides files by name."""
+    # Imported here: `hwgen grade` renders no template, and Jinja is a twentieth of a second.
+    import jinja2
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     search = [str(default_templates_dir())]
@@ -849,6 +853,8 @@ def environment(fmt: str, templates_dir: str | None = None) -> jinja2.Environmen
 
 def render(fmt: str, template: str, context: dict[str, Any], templates_dir: str | Path | None = None) -> str:
     """Render ``template`` (a file name under the template folders); errors name the template."""
+    import jinja2
+
     env = environment(fmt, None if templates_dir is None else str(templates_dir))
     try:
         return env.get_template(template).render(context)

@@ -22,8 +22,9 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
+import numpy as np
 from grader import __version__, core, mistakes, render
 from grader.formatting import fixed
 from grader.grading import (
@@ -108,6 +109,8 @@ def _forget_patterns() -> None:
     """Empty the record caches: they serve one class at a time."""
     _ENTRIES_CACHE.clear()
     _PARTS_CACHE.clear()
+    _FEEDBACK_PATTERNS.clear()
+    _ROW_PATTERNS.clear()
 
 
 def _parts_json(parts: tuple) -> dict[str, Any]:
@@ -242,12 +245,15 @@ def canvas_row(report: GradeReport) -> list[str] | None:
     """
     if report.file_stem is None:
         return None
-    roster = report.roster
+    return _canvas_cells(report.roster, report.student_id, report.score)
+
+
+def _canvas_cells(roster: Mapping[str, str], student_id: str | None, score: float) -> list[str]:
     student, canvas_id, sis_user, sis_login, section = (roster.get(column, "") for column in CANVAS_COLUMNS)
     if not (canvas_id or sis_user or sis_login):
-        sis_user = report.student_id or ""
+        sis_user = student_id or ""
     student = student or render.student_name(roster) or ""
-    return [_cell(student), _cell(canvas_id), _cell(sis_user), _cell(sis_login), _cell(section), score_text(report.score)]
+    return [_cell(student), _cell(canvas_id), _cell(sis_user), _cell(sis_login), _cell(section), score_text(score)]
 
 
 class Row(NamedTuple):
@@ -275,6 +281,85 @@ def row_of(report: GradeReport, parts: tuple[str, ...]) -> Row:
     )
 
 
+# --- A graded student's texts, without a report -----------------------------------------------------
+#
+# In a large class most graded students share a few patterns of results (all right, above all).
+# Two students of one group with equal status codes, transposed answers and derivation results
+# have equal reports except for who they are, their file, their values and their warnings; so
+# the first of a pattern gets a GradeReport and the reference functions above (report_json,
+# grades_row, feedback_markdown), and the texts they make are kept with a slot for each of
+# those. Every other student of the pattern is then a few string operations. (A test holds
+# these texts to the reference functions' own, student by student.)
+
+
+class _RowPattern(NamedTuple):
+    feedback: _FeedbackPattern
+    record_head: str  # the record's items from "status" to "errors"
+    record_tail: str  # its items after "source" and "other_sources", each after ", "
+    grades_middle: list[str]  # the grades.csv cells from status to follow_through
+    score: float
+    max_score: float
+    misconceptions: tuple[str, ...]
+
+
+_ROW_PATTERNS: dict[tuple, _RowPattern] = {}
+_HEAD_KEYS = ("status", "score", "max_score", "parts", "misconceptions", "follow_through", "errors")
+_TAIL_KEYS = ("entries", "transposed", "derivations")
+
+
+def _row_pattern(report: GradeReport, gradebook: Gradebook, reveal: bool, parts: tuple[str, ...]) -> _RowPattern:
+    encode = _RECORD_ENCODER.encode
+    record = report_json(report)
+    return _RowPattern(
+        _feedback_pattern(report, gradebook, reveal),
+        ", ".join(f"{encode(key)}: {encode(record[key])}" for key in _HEAD_KEYS),
+        "".join(f", {encode(key)}: {encode(record[key])}" for key in _TAIL_KEYS if key in record),
+        grades_row(report, parts)[2:-1],
+        report.score,
+        report.max_score,
+        report.misconceptions,
+    )
+
+
+def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts: tuple[str, ...]) -> tuple[Row, str | None]:
+    """The Row and the feedback of row ``row`` of a graded group (grading.GroupGrades): what
+    ``row_of(report)`` and ``feedback_markdown(report)`` give for its report, without building it
+    (see above)."""
+    _shared(gradebook)  # a new gradebook empties the pattern caches
+    student = group.students[row]
+    sub, extra = student.submission, student.extra
+    derivations = group.derivations[row]
+    key = (
+        id(group.layout),
+        group.codes[row].tobytes(),
+        sub.transposed,
+        tuple((k, r.status, r.fraction, r.mistake, r.message) for k, r in derivations.items()) if derivations else (),
+        reveal,
+    )
+    pattern = _ROW_PATTERNS.get(key)
+    if pattern is None:
+        pattern = _ROW_PATTERNS[key] = _row_pattern(group.report(row), gradebook, reveal, parts)
+    encode = _RECORD_ENCODER.encode
+    sid, source, warnings = sub.student_id, sub.source, group.warnings[row]
+    others = extra.get("other_sources", ())
+    roster = extra.get("roster", {})
+    record = (
+        f'{{"student_id": {encode(sid)}, {pattern.record_head}, "warnings": {encode(list(warnings))}, "source": {encode(source)}'
+        + (f', "other_sources": {encode(list(others))}' if others else "")
+        + pattern.record_tail
+        + "}"
+    )
+    grades = [_cell(sid), _cell(render.student_name(roster) or ""), *pattern.grades_middle, _cell(source)]
+    stem = extra.get("file_stem")
+    canvas = None if stem is None else _canvas_cells(roster, sid, pattern.score)
+    feedback = None
+    if stem is not None:
+        shown = _shown(group.answers[row], group.expected[row], pattern.feedback, reveal)
+        feedback = pattern.feedback.template % (*_who(sid, source), *shown, _notes(warnings))
+    row_ = Row(sid, GRADED, pattern.score, pattern.max_score, pattern.misconceptions, source, tuple(others), record, grades, canvas, stem)
+    return row_, feedback
+
+
 # --- feedback/<stem>.md ---------------------------------------------------------------------------
 
 
@@ -289,18 +374,6 @@ def _result_text(status: str) -> str:
 
 
 _RESULT_TEXT = [_result_text(s) for s in STATUS_NAMES]
-
-
-def _tables(report: GradeReport, reveal: bool, where: dict[str, dict[str, list[str]]]) -> dict[str, str]:
-    """Each part's Markdown table of entries; records in ``where`` the entries showing each
-    mistake (mistake id -> answer key -> entry names)."""
-    codes = report.codes.tolist()
-    if max(codes) >= MISTAKE_BASE or report.transposed:
-        _mark_mistakes(report, codes, where)
-    part_of = tuple(report.part_of[key] for key in core.ANSWER_KEYS)
-    templates = _table_templates(report.layout, report.codes.tobytes(), part_of, reveal)
-    values = _table_values(report, codes, part_of, reveal)
-    return {part: template % tuple(values[part]) for part, template in templates.items()}
 
 
 def _mark_mistakes(report: GradeReport, codes: list[int], where: dict[str, dict[str, list[str]]]) -> None:
@@ -323,27 +396,6 @@ def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: boo
         part_codes = _pick(codes_row, where_in_row)
         templates[part] = head + "\n".join([lines[code] for lines, code in zip(line_table, part_codes)])
     return templates
-
-
-def _table_values(report: GradeReport, codes: list[int], part_of: tuple[str, ...], reveal: bool) -> dict[str, list]:
-    """The values each part's table template takes, in order: the student's given values
-    (a missing entry's line says so instead), each followed by the expected one with ``reveal``."""
-    values = (report.answers + 0.0).tolist()  # + 0.0: a -0.0 shows as 0
-    expected = [fixed(e) for e in report.expected.tolist()] if reveal else None
-    some_missing = MISSING_CODE in codes
-    out = {}
-    for part, (_, where_in_row, _) in _table_lines(report.layout, part_of, reveal).items():
-        part_codes, part_values = _pick(codes, where_in_row), _pick(values, where_in_row)
-        if expected is not None:
-            shown = []
-            for value, value_expected, code in zip(part_values, _pick(expected, where_in_row), part_codes):
-                shown += (value, value_expected) if code != MISSING_CODE else (value_expected,)
-        elif some_missing:
-            shown = [value for value, code in zip(part_values, part_codes) if code != MISSING_CODE]
-        else:
-            shown = part_values
-        out[part] = shown
-    return out
 
 
 def _pick(row: list, where: slice | list[int]) -> list:
@@ -415,6 +467,8 @@ def _shared(gradebook: Gradebook) -> dict[str, str]:
     }
     _SHARED.clear()
     _SHARED[id(gradebook)] = (gradebook, shared)
+    _FEEDBACK_PATTERNS.clear()  # built with the previous gradebook's settings
+    _ROW_PATTERNS.clear()
     return shared
 
 
@@ -423,38 +477,115 @@ def feedback_markdown(report: GradeReport, gradebook: Gradebook, reveal: bool = 
 
     The expected values appear only with ``reveal``. Built with string operations and cached
     %-templates, not Jinja: it is written for every student of classes of tens of thousands.
+    A graded student's document is a template shared by every student with the same pattern of
+    results (see _feedback_pattern), filled with who they are, their values and their warnings.
     """
-    shared = _shared(gradebook)
+    if report.status == GRADED and report.codes is not None and report.layout is not None:
+        pattern = _feedback_pattern(report, gradebook, reveal)
+        return pattern.template % (*_who(report.student_id, report.source), *_shown(report.answers, report.expected, pattern, reveal), _notes(report.warnings))
     out = [f"# {TITLE}: feedback for {_text(report.student_id)}", ""]
     max_score = score_text(report.max_score)
     if report.status == MISSING:
         out.append(f"No submission was found for you, so this assignment scores 0 out of {max_score}.")
-    elif report.status == INVALID:
+    else:
         out += [f"Your file {_code(report.source or '')} could not be graded, so it scores 0 out of {max_score}:", ""]
         out += [f"- {_code(e)}" for e in report.errors]
         out += ["", "Fix the file and check its form with `hwgen check FILE` before submitting it again."]
-    else:
-        where: dict[str, dict[str, list[str]]] = {}
-        tables = _tables(report, reveal, where) if report.codes is not None else {}
-        if report.derivations:
-            sections = _sections(report, gradebook, tables, where)
-        else:  # most files: the sections' text depends on the scores alone, tables aside
-            sections = [tables[piece[0]] if type(piece) is tuple else piece for piece in _plain_sections(report.parts, tuple(tables))]
-        out.append(_score_line(report.score, report.max_score, report.parts))
-        # The file's name only: the instructor's folders are none of the student's business.
-        out += ["", f"Graded from {_code(os.path.basename(report.source or ''))}. {shared['tolerance']}"]
-        if gradebook.follow_through:
-            out.append(shared["follow_through"])
-        if report.misconceptions:
-            out += ["", "## Mistakes to look at", ""]
-            for m in report.misconceptions:
-                found = where.get(m, {})
-                out.append(f"- **{m}** ({_places(report, found)}): {_explanation(m, report, found)}")
-        out += sections
-    if report.warnings:
-        out += ["", "## Notes on your file", ""]
-        out += [f"- {_code(w)}" for w in report.warnings]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + _notes(report.warnings) + "\n"
+
+
+def _who(student_id: str | None, source: str | None) -> tuple[str, str]:
+    """The student and their file's name, as a feedback document shows them."""
+    # The file's name only: the instructor's folders are none of the student's business.
+    return _text(student_id), _code(os.path.basename(source or ""))
+
+
+def _notes(warnings: tuple[str, ...]) -> str:
+    """The closing section on a file's warnings; empty when there are none."""
+    if not warnings:
+        return ""
+    return "\n\n## Notes on your file\n\n" + "\n".join(f"- {_code(w)}" for w in warnings)
+
+
+class _FeedbackPattern(NamedTuple):
+    """The feedback shared by the graded students with one pattern of results."""
+
+    template: str  # the document, with %-slots: student, file name, each value shown, notes
+    order: list[int] | None  # the entries shown, in the document's order; None: all, in row order
+    given: list[bool]  # for each entry in ``order``: was it given (with ``reveal``, shown with its expected value)
+
+
+class _Template(str):
+    """A piece of a feedback template that is a %-template already (a table): left unescaped."""
+
+
+def _pattern_key(report: GradeReport, reveal: bool) -> tuple:
+    derivations = tuple((key, r.status, r.mistake, r.message) for key, r in report.derivations.items()) if report.derivations else ()
+    return (id(report.layout), report.codes.tobytes(), report.parts, report.misconceptions, report.transposed, derivations, reveal)
+
+
+_FEEDBACK_PATTERNS: dict[tuple, _FeedbackPattern] = {}
+
+
+def _feedback_pattern(report: GradeReport, gradebook: Gradebook, reveal: bool) -> _FeedbackPattern:
+    """The template of ``report``'s feedback, built once per pattern of results (the cache is
+    emptied with every new gradebook, see _shared)."""
+    shared = _shared(gradebook)
+    key = _pattern_key(report, reveal)
+    pattern = _FEEDBACK_PATTERNS.get(key)
+    if pattern is None:
+        pattern = _FEEDBACK_PATTERNS[key] = _build_feedback_pattern(report, gradebook, shared, reveal)
+    return pattern
+
+
+def _build_feedback_pattern(report: GradeReport, gradebook: Gradebook, shared: dict[str, str], reveal: bool) -> _FeedbackPattern:
+    codes = report.codes.tolist()
+    where: dict[str, dict[str, list[str]]] = {}
+    if max(codes) >= MISTAKE_BASE or report.transposed:
+        _mark_mistakes(report, codes, where)
+    part_of = tuple(report.part_of[key] for key in core.ANSWER_KEYS)
+    tables = {part: _Template(t) for part, t in _table_templates(report.layout, report.codes.tobytes(), part_of, reveal).items()}
+    if report.derivations:
+        sections = _sections(report, gradebook, tables, where)
+    else:  # most files: the sections' text depends on the scores alone, tables aside
+        sections = [tables[piece[0]] if type(piece) is tuple else piece for piece in _plain_sections(report.parts, tuple(tables))]
+    out = [_Template(f"# {TITLE}: feedback for %s"), "", _score_line(report.score, report.max_score, report.parts)]
+    out += ["", _Template("Graded from %s. " + shared["tolerance"].replace("%", "%%"))]
+    if gradebook.follow_through:
+        out.append(shared["follow_through"])
+    if report.misconceptions:
+        out += ["", "## Mistakes to look at", ""]
+        for m in report.misconceptions:
+            found = where.get(m, {})
+            out.append(f"- **{m}** ({_places(report, found)}): {_explanation(m, report, found)}")
+    out += sections
+    template = "\n".join(piece if type(piece) is _Template else piece.replace("%", "%%") for piece in out) + "%s\n"
+    # The values each table shows, in the document's order (see _table_values).
+    lines = _table_lines(report.layout, part_of, reveal)
+    order: list[int] = []
+    for part in report.parts:
+        if part.part in lines:
+            where_in_row = lines[part.part][1]
+            order += range(where_in_row.start, where_in_row.stop) if type(where_in_row) is slice else where_in_row
+    given = [codes[n] != MISSING_CODE for n in order]
+    if not reveal:
+        order = [n for n, g in zip(order, given) if g]
+        given = [True] * len(order)
+    return _FeedbackPattern(template, None if order == list(range(len(codes))) else order, given)
+
+
+def _shown(answers: np.ndarray, expected_row: np.ndarray, pattern: _FeedbackPattern, reveal: bool) -> list:
+    """The values a student's feedback tables show, in order: their own (a -0.0 as 0), each
+    followed by the expected one with ``reveal`` (a missing entry shows the expected alone)."""
+    values = (answers + 0.0).tolist()
+    order = pattern.order
+    if not reveal:
+        return values if order is None else [values[n] for n in order]
+    expected = expected_row.tolist()
+    shown: list = []
+    for n, given in zip(range(len(values)) if order is None else order, pattern.given):
+        shown += (values[n], fixed(expected[n])) if given else (fixed(expected[n]),)
+    return shown
 
 
 def _sections(report: GradeReport, gradebook: Gradebook, tables: dict[str, str], where: dict[str, dict[str, list[str]]]) -> list[str]:
@@ -630,15 +761,16 @@ def write_outputs(
     context: Gradebook,
     out_dir: str | os.PathLike,
     items: Sequence[Any],
-    make_reports: Callable[[list], list[GradeReport]],
+    make_reports: Callable[[list], list],
     assignment: str = TITLE,
     reveal: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Written, list[Row]]:
     """Turn ``items`` into reports with ``make_reports`` (chunk by chunk, on every core for a
-    large class), write each report's feedback as it comes, then the gradebook files from the
-    rows the chunks hand back; results.json last, so that it never describes feedback files
-    that are not there yet. ``context`` holds the settings (its own reports are not used).
+    large class) and write each one's feedback, then the gradebook files from the rows the
+    chunks hand back; results.json last, so that it never describes feedback files that are not
+    there yet. ``make_reports`` gives GradeReports, or (group, row) pairs of
+    grading.complete_in_groups. ``context`` holds the settings (its own reports are not used).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -648,21 +780,13 @@ def write_outputs(
     # only those that changed.
     fresh = not feedback_dir.is_dir() or not any(feedback_dir.iterdir())
     target = Path(tempfile.mkdtemp(prefix=".feedback.", dir=out)) if fresh else feedback_dir
-    target_name = os.fspath(target)
     _forget_patterns()
     rows: list[Row] = []
     try:
-        # Workers render; this process alone creates the files, as they come back: several
-        # processes creating files in one folder contend for it, and were slower here than one.
-        for count, part in map_chunks(_report_chunk, list(items), (make_reports, context, reveal, None if fresh else target)):
-            for row, data in part:
-                if data is not None:
-                    path = os.path.join(target_name, row.feedback_stem + ".md")
-                    if fresh:
-                        _create(path, data)
-                    else:
-                        _write_if_changed(path, data)
-                rows.append(row)
+        # Each chunk's feedback files are written where it is rendered (a worker process, for a
+        # large class): the files are then created on every core, and never travel between them.
+        for count, part in map_chunks(_report_chunk, list(items), (make_reports, context, reveal, os.fspath(target), fresh)):
+            rows += part
             if progress is not None:
                 progress(count)
         stems = {f"{row.feedback_stem}.md" for row in rows if row.feedback_stem is not None}
@@ -684,21 +808,24 @@ def write_outputs(
     return Written(results, grades, canvas, feedback_dir, len(stems)), rows
 
 
-def _report_chunk(
-    items: list, make_reports: Callable[[list], list[GradeReport]], context: Gradebook, reveal: bool, existing: Path | None
-) -> list[tuple[Row, bytes | None]]:
-    """Each report of a chunk with its feedback file's bytes (None: no file, or the file in the
-    ``existing`` folder of an earlier run already holds exactly these bytes)."""
+def _report_chunk(items: list, make_reports: Callable[[list], list], context: Gradebook, reveal: bool, folder: str, fresh: bool) -> list[Row]:
+    """Each report of a chunk as its Row, its feedback file written in ``folder``: created
+    when ``fresh`` (a new folder), else replaced only if its bytes changed."""
     parts = context.rubric.parts
-    existing_name = None if existing is None else os.fspath(existing)
     out = []
-    for report in make_reports(items):
-        data = None
-        if report.file_stem is not None:
-            data = encode_text(feedback_markdown(report, context, reveal))
-            if existing_name is not None and _up_to_date(os.path.join(existing_name, report.file_stem + ".md"), data):
-                data = None
-        out.append((row_of(report, parts), data))
+    for item in make_reports(items):
+        if type(item) is tuple:  # (group, row): a graded student
+            row, text = graded_texts(item[0], item[1], context, reveal, parts)
+        else:
+            row = row_of(item, parts)
+            text = feedback_markdown(item, context, reveal) if item.file_stem is not None else None
+        if text is not None:
+            path = os.path.join(folder, row.feedback_stem + ".md")
+            if fresh:
+                _create(path, encode_text(text))
+            else:
+                _write_if_changed(path, encode_text(text))
+        out.append(row)
     return out
 
 

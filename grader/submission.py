@@ -38,6 +38,7 @@ from grader.jsonio import (
     InputError,
     NonFiniteError,
     decode_utf8,
+    fast_loads,
     loads_strict,
     nesting_depth,
     read_bytes,
@@ -203,6 +204,11 @@ def _lenient_json(text: str, repeated: list[str]) -> Any:
 def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool = True) -> Any:
     """jsonio.loads_strict on a submission's bytes, leaving 1e999 for from_json to refuse where
     it stands, and refusing a lone surrogate, which no file or hash can take."""
+    obj = fast_loads(data, check_duplicates=check_duplicates)
+    if obj is not None:
+        if check_depth and data.count(b"[") + data.count(b"{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
+            raise InputError(None, TOO_DEEP)
+        return obj
     text = decode_utf8(data)
     obj = loads_strict(text, check_duplicates=check_duplicates, check_depth=check_depth, finite_floats=False)
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(obj):

@@ -1,0 +1,96 @@
+"""jsonio.fast_loads: orjson's reading is taken only when it is exactly the strict reader's."""
+
+import json
+import math
+import struct
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from grader.jsonio import InputError, decode_utf8, fast_loads, loads_strict
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**25), max_value=10**25),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+KEYS = st.sampled_from(["u", "h", "loss", "student_id", "a:b", 'q"', "é"])
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.lists(st.tuples(KEYS, inner), max_size=4),  # pairs: objects, maybe with repeated keys
+    max_leaves=20,
+)
+
+
+def _object_text(value) -> str:
+    """JSON text for VALUES, where a list of (key, value) pairs becomes an object that may repeat keys."""
+    if isinstance(value, list) and value and all(isinstance(p, tuple) for p in value):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_object_text(v)}" for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_object_text(v) for v in value) + "]"
+    if isinstance(value, tuple):  # a pair inside a mixed list: write it as a two-item array
+        return "[" + ", ".join(_object_text(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _strict(data: bytes, check_duplicates: bool):
+    try:
+        return loads_strict(decode_utf8(data), check_duplicates=check_duplicates, check_depth=False, finite_floats=False)
+    except InputError:
+        return InputError
+
+
+def _same(a, b) -> bool:
+    """Equal, of the same types all the way down, floats to the bit."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return struct.pack("d", a) == struct.pack("d", b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@settings(max_examples=400)
+@given(VALUES, st.booleans(), st.sampled_from(["", " ", "\n  "]))
+@example(["pairs"], True, "")
+@example([("u", 1), ("u", 2)], True, "")
+@example([("a", [("u", 1), ("u", 2)])], True, "")
+@example([("a", [[("u", 1), ("u", 2)]])], True, "")
+@example([("a", 10**20)], True, "")
+def test_fast_loads_is_the_strict_reading_or_declines(value, check_duplicates, space_before_colon):
+    data = _object_text(value).replace('": ', f'"{space_before_colon}: ').encode()
+    fast = fast_loads(data, check_duplicates=check_duplicates)
+    if fast is not None:
+        assert _same(fast, _strict(data, check_duplicates))
+
+
+def test_fast_loads_declines_a_repeated_key():
+    assert fast_loads(b'{"u": 1, "u": 2}') is None
+    assert fast_loads(b'{"a": {"u": 1, "u": 2}}') is None
+    assert fast_loads(b'{"a": [{"u": 1, "u": 2}]}') is None  # deeper than it counts
+
+
+def test_fast_loads_takes_a_repeated_key_when_not_asked_to_check():
+    assert fast_loads(b'{"u": 1, "u": 2}', check_duplicates=False) == {"u": 2}
+
+
+def test_fast_loads_declines_what_the_strict_reader_must_word():
+    for data in (b'{"loss": NaN}', b'{"loss": 1e999}', b"\xef\xbb\xbf{}", b'{"a": "\\ud800"}', b"\xff", b"[1,"):
+        assert fast_loads(data) is None
+
+
+def test_fast_loads_declines_a_long_integer():
+    assert fast_loads(b'{"loss": 12345678901234567890123}') is None  # Python reads an int, orjson a float
+
+
+def test_fast_loads_reads_a_submission():
+    assert fast_loads(b'{"student_id": "s1", "answers": {"loss": 0.31, "u": [1, -2.5e-3]}}') == {
+        "student_id": "s1",
+        "answers": {"loss": 0.31, "u": [1, -0.0025]},
+    }
+    assert math.isclose(fast_loads(b'{"x" :  0.1}')["x"], 0.1)
