@@ -152,6 +152,12 @@ def _build_entries_json(report: GradeReport) -> dict[str, Any]:
 
 
 _RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+_json_str = json.encoder.encode_basestring  # what _RECORD_ENCODER.encode gives for a str, without its overhead
+
+
+def _json_strs(texts: Sequence[str]) -> str:
+    """What _RECORD_ENCODER.encode gives for a list of strs."""
+    return "[" + ", ".join(map(_json_str, texts)) + "]"
 
 
 def record_line(report: GradeReport) -> str:
@@ -166,6 +172,16 @@ def results_json(gradebook: Gradebook) -> str:
 
 
 def _results_text(gradebook: Gradebook, lines: list[str]) -> str:
+    return _results_document(gradebook, _records_body(lines))
+
+
+def _records_body(lines: Sequence[str]) -> str:
+    """Record lines as results.json's students list holds them (a piece of it, for some of them)."""
+    return ",\n".join("    " + line for line in lines)
+
+
+def _results_document(gradebook: Gradebook, body: str) -> str:
+    """results.json around the students' records (``body``, see _records_body)."""
     header = {
         "hwgen_version": __version__,
         "graded_against": "manifest" if gradebook.manifest_used else "HW#2 (no manifest)",
@@ -176,7 +192,7 @@ def _results_text(gradebook: Gradebook, lines: list[str]) -> str:
     }
     head = dumps(header).rstrip()
     assert head.endswith("}")
-    students = "[\n" + ",\n".join("    " + line for line in lines) + "\n  ]" if lines else "[]"
+    students = "[\n" + body + "\n  ]" if body else "[]"
     return head[:-1].rstrip() + ',\n  "students": ' + students + "\n}\n"
 
 
@@ -248,11 +264,12 @@ def canvas_row(report: GradeReport) -> list[str] | None:
     return _canvas_cells(report.roster, report.student_id, report.score)
 
 
-def _canvas_cells(roster: Mapping[str, str], student_id: str | None, score: float) -> list[str]:
+def _canvas_cells(roster: Mapping[str, str], student_id: str | None, score: float, name: str | None = None) -> list[str]:
+    """A row of canvas.csv; ``name`` is render.student_name(roster) when already known."""
     student, canvas_id, sis_user, sis_login, section = (roster.get(column, "") for column in CANVAS_COLUMNS)
     if not (canvas_id or sis_user or sis_login):
         sis_user = student_id or ""
-    student = student or render.student_name(roster) or ""
+    student = student or (render.student_name(roster) if name is None else name) or ""
     return [_cell(student), _cell(canvas_id), _cell(sis_user), _cell(sis_login), _cell(section), score_text(score)]
 
 
@@ -295,7 +312,7 @@ def row_of(report: GradeReport, parts: tuple[str, ...]) -> Row:
 class _RowPattern(NamedTuple):
     feedback: _FeedbackPattern
     record_head: str  # the record's items from "status" to "errors"
-    record_tail: str  # its items after "source" and "other_sources", each after ", "
+    record_tail: str  # its items after "source" and "other_sources", each after ", " (none: "")
     grades_middle: list[str]  # the grades.csv cells from status to follow_through
     score: float
     max_score: float
@@ -303,17 +320,22 @@ class _RowPattern(NamedTuple):
 
 
 _ROW_PATTERNS: dict[tuple, _RowPattern] = {}
-_HEAD_KEYS = ("status", "score", "max_score", "parts", "misconceptions", "follow_through", "errors")
-_TAIL_KEYS = ("entries", "transposed", "derivations")
 
 
 def _row_pattern(report: GradeReport, gradebook: Gradebook, reveal: bool, parts: tuple[str, ...]) -> _RowPattern:
-    encode = _RECORD_ENCODER.encode
-    record = report_json(report)
+    # The record line cut around the items that differ between students: what comes before
+    # "warnings" (after the id), and what comes after "source" and "other_sources".
+    line = record_line(report)
+    start = f'{{"student_id": {_json_str(report.student_id)}, '
+    middle = f', "warnings": {_json_strs(report.warnings)}, "source": {_json_str(report.source)}' + (
+        f', "other_sources": {_json_strs(report.other_sources)}' if report.other_sources else ""
+    )
+    assert line.startswith(start) and line.endswith("}"), "a record's items are in report_json's order"
+    cut = line.index(middle, len(start))  # the items before it hold no "warnings" key
     return _RowPattern(
         _feedback_pattern(report, gradebook, reveal),
-        ", ".join(f"{encode(key)}: {encode(record[key])}" for key in _HEAD_KEYS),
-        "".join(f", {encode(key)}: {encode(record[key])}" for key in _TAIL_KEYS if key in record),
+        line[len(start) : cut],
+        line[cut + len(middle) : -1],
         grades_row(report, parts)[2:-1],
         report.score,
         report.max_score,
@@ -339,19 +361,19 @@ def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts
     pattern = _ROW_PATTERNS.get(key)
     if pattern is None:
         pattern = _ROW_PATTERNS[key] = _row_pattern(group.report(row), gradebook, reveal, parts)
-    encode = _RECORD_ENCODER.encode
     sid, source, warnings = sub.student_id, sub.source, group.warnings[row]
     others = extra.get("other_sources", ())
     roster = extra.get("roster", {})
     record = (
-        f'{{"student_id": {encode(sid)}, {pattern.record_head}, "warnings": {encode(list(warnings))}, "source": {encode(source)}'
-        + (f', "other_sources": {encode(list(others))}' if others else "")
+        f'{{"student_id": {_json_str(sid)}, {pattern.record_head}, "warnings": {_json_strs(warnings)}, "source": {_json_str(source)}'
+        + (f', "other_sources": {_json_strs(others)}' if others else "")
         + pattern.record_tail
         + "}"
     )
-    grades = [_cell(sid), _cell(render.student_name(roster) or ""), *pattern.grades_middle, _cell(source)]
+    name = render.student_name(roster) or ""
+    grades = [_cell(sid), _cell(name), *pattern.grades_middle, _cell(source)]
     stem = extra.get("file_stem")
-    canvas = None if stem is None else _canvas_cells(roster, sid, pattern.score)
+    canvas = None if stem is None else _canvas_cells(roster, sid, pattern.score, name)
     feedback = None
     if stem is not None:
         shown = _shown(group.answers[row], group.expected[row], pattern.feedback, reveal)
@@ -782,11 +804,17 @@ def write_outputs(
     target = Path(tempfile.mkdtemp(prefix=".feedback.", dir=out)) if fresh else feedback_dir
     _forget_patterns()
     rows: list[Row] = []
+    # The gradebook files' text is put together chunk by chunk as the rows come back, while the
+    # workers go on, rather than all at the end.
+    grades_text, canvas_text, records = [_csv([_grades_header(context.rubric.parts)])], [_csv([_canvas_header(assignment)])], []
     try:
         # Each chunk's feedback files are written where it is rendered (a worker process, for a
         # large class): the files are then created on every core, and never travel between them.
         for count, part in map_chunks(_report_chunk, list(items), (make_reports, context, reveal, os.fspath(target), fresh)):
             rows += part
+            grades_text.append(_csv([row.grades for row in part]))
+            canvas_text.append(_csv([row.canvas for row in part if row.canvas is not None]))
+            records.append(_records_body([row.record for row in part]))
             if progress is not None:
                 progress(count)
         stems = {f"{row.feedback_stem}.md" for row in rows if row.feedback_stem is not None}
@@ -800,11 +828,10 @@ def write_outputs(
     finally:
         if fresh and target.exists():
             shutil.rmtree(target, ignore_errors=True)
-    parts = context.rubric.parts
     grades, canvas, results = out / "grades.csv", out / "canvas.csv", out / "results.json"
-    write_atomic(grades, _csv([_grades_header(parts), *(row.grades for row in rows)]))
-    write_atomic(canvas, _csv([_canvas_header(assignment), *(row.canvas for row in rows if row.canvas is not None)]))
-    write_atomic(results, _results_text(context, [row.record for row in rows]))
+    write_atomic(grades, "".join(grades_text))
+    write_atomic(canvas, "".join(canvas_text))
+    write_atomic(results, _results_document(context, ",\n".join(body for body in records if body)))
     return Written(results, grades, canvas, feedback_dir, len(stems)), rows
 
 

@@ -115,6 +115,12 @@ class Submission:
     source: str = ""  # the path it was read from ('-' for standard input)
     mtime_ns: int = 0  # modification time, to tell which of two files for a student is newer
 
+    def __reduce__(self):
+        # Thousands travel back from the processes that read them: the values as raw bytes
+        # pickle in half the time of the dataclass's own way.
+        fields = (self.student_id, self.values.tobytes(), self.layout, self.transposed, self.derivations, self.warnings, self.source, self.mtime_ns)
+        return _submission, fields
+
     @property
     def answers(self) -> dict[str, np.ndarray | None]:
         """Answer key -> array in the expected shape (NaN where null), or None when none of it was given."""
@@ -140,6 +146,10 @@ class Submission:
                 shape = self.layout.shapes[key]
                 out.extend(f"answers.{key}" + "".join(f"[{i}]" for i in np.unravel_index(n, shape)) for n in np.flatnonzero(part))
         return out
+
+
+def _submission(student_id, values, layout, transposed, derivations, warnings, source, mtime_ns) -> Submission:
+    return Submission(student_id, np.frombuffer(values, dtype=np.float64), layout, transposed, derivations, warnings, source, mtime_ns)
 
 
 class InvalidSubmission(InputError):
