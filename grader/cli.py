@@ -175,12 +175,15 @@ def _manifest_path(path):
 
 
 def _load_manifest(path):
-    from grader.grading import load_class_manifest
+    return None if path is None else _read_manifest_parts(path).manifest()
 
-    if path is None:
-        return None
+
+def _read_manifest_parts(path):
+    """The manifest in ``path`` read and validated (grading.ManifestParts); a ClickException saying what is wrong."""
+    from grader.grading import read_manifest_parts
+
     try:
-        return load_class_manifest(path)
+        return read_manifest_parts(path)
     except InputError as exc:
         raise click.ClickException(f"{path}: {exc}") from None
 
@@ -250,7 +253,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     try:
         with _progress(bars, len(files), "Reading files") as bar:
             # The manifest loads while worker processes read the files.
-            manifest, results = grading.read_class(files, lambda: _load_manifest(manifest_path), bar.update)
+            manifest, results = grading.read_class(files, lambda: None if manifest_path is None else _read_manifest_parts(manifest_path), bar.update)
         tasks = grading.assign(results, manifest, rubric)
         with _progress(bars, len(tasks), "Grading and writing") as bar:
             written, rows = pipeline.write_graded(tasks, manifest is not None, out_dir, settings, bar.update)

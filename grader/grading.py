@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, Union
 import numpy as np
 
 from grader import core, derivations, mistakes
-from grader.parallel import chunked_map
+from grader.parallel import chunked_map, start_forked, workers_for
 from grader.filenames import assign_stems, distinct_stems, is_safe_stem, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
@@ -603,11 +603,42 @@ def _without_stored_answers(data: bytes) -> bytes:
 
 
 def load_class_manifest(path: str | os.PathLike) -> Manifest:
-    """manifest.load_manifest, for classes of any size, and fast.
+    """manifest.load_manifest, for classes of any size, and fast (see read_manifest_parts)."""
+    return read_manifest_parts(path).manifest()
 
-    load_manifest validates student by student (a few seconds per ten thousand). This reads the file itself and validates the usual manifest (one network size, plain
-    numbers) in whole arrays; anything unusual goes through the manifest module's own
-    per-student validation, so the errors are its errors.
+
+@dataclass(frozen=True)
+class ManifestParts:
+    """A manifest read and validated, in columns: cheap to hand from the process that read it to
+    the one that grades (a few MB, against a tuple of StudentRecords ten times as costly to
+    pickle). ``manifest()`` builds the Manifest. An unusual manifest is kept ``whole`` instead."""
+
+    seed_fingerprint: str
+    hwgen_version: str
+    columns: tuple | None  # (ids, stems, rosters, activations, x, v, w, target, lr): see _columns_fast
+    whole: Manifest | None = None
+
+    def manifest(self) -> Manifest:
+        if self.whole is not None:
+            return self.whole
+        from grader import manifest as manifest_module
+
+        ids, stems, rosters, acts, x, v, w, t, lr = self.columns  # type: ignore[misc]
+        # list(array) makes every row's view at once, a tenth of the cost of indexing row by row.
+        students = tuple(
+            StudentRecord(sid, stem, Params(xk, vk, wk, tk, lrk, act), roster)
+            for sid, stem, roster, act, xk, vk, wk, tk, lrk in zip(ids, stems, rosters, acts, list(x), list(v), list(w), list(t), lr.tolist())
+        )
+        return manifest_module.manifest_of({"seed_fingerprint": self.seed_fingerprint, "hwgen_version": self.hwgen_version}, students)
+
+
+def read_manifest_parts(path: str | os.PathLike) -> ManifestParts:
+    """manifest.load_manifest's checks, for classes of any size, and fast.
+
+    load_manifest validates student by student (a few seconds per ten thousand). This reads the
+    file itself and validates the usual manifest (one network size, plain numbers) in whole
+    arrays; anything unusual goes through the manifest module's own per-student validation, so
+    the errors are its errors.
     """
     from grader import manifest as manifest_module
 
@@ -626,10 +657,14 @@ def load_class_manifest(path: str | os.PathLike) -> Manifest:
     del data, slim  # 40 MB for 20,000 students, no longer needed
     if not isinstance(obj, dict) or not isinstance(obj.get("students"), list):
         raise InputError("students", "a manifest is an object with a list of students")
-    students = _records_fast(obj["students"])
-    if students is None:
-        students = tuple(manifest_module.student_from_json(s, n) for n, s in enumerate(obj["students"]))
-    return manifest_module.manifest_of(obj, students)
+    fingerprint, version = str(obj.get("seed_fingerprint", "")), str(obj.get("hwgen_version", ""))
+    columns = _columns_fast(obj["students"])
+    if columns is not None:
+        if len(set(columns[0])) < len(columns[0]):  # manifest_of words the error
+            manifest_module.manifest_of(obj, tuple(StudentRecord(sid, sid, HW2) for sid in columns[0]))
+        return ManifestParts(fingerprint, version, columns)
+    students = tuple(manifest_module.student_from_json(s, n) for n, s in enumerate(obj["students"]))
+    return ManifestParts(fingerprint, version, None, manifest_module.manifest_of(obj, students))
 
 
 _PARAM_KEYS = frozenset(PARAM_KEYS)
@@ -660,9 +695,11 @@ def _stacked(values: list, depth: int) -> np.ndarray | None:
         return None
 
 
-def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
-    """StudentRecords for a manifest of one network size and plain values, validated in whole
-    arrays and columns; None as soon as anything is unusual (the caller then validates one by one)."""
+def _columns_fast(entries: list) -> tuple | None:
+    """The students of a manifest of one network size and plain values, validated in whole
+    arrays and columns: (ids, stems, rosters, activations, x, v, w, target, lr), the last five
+    stacked with a row per student; None as soon as anything is unusual (the caller then
+    validates one by one)."""
     if not entries or set(map(type, entries)) != {dict}:
         return None
     ids = [entry.get("student_id") for entry in entries]
@@ -697,11 +734,7 @@ def _records_fast(entries: list) -> tuple[StudentRecord, ...] | None:
     # One-hot is about the exact values written, as in Params.checked.
     if not (np.isin(t, (0.0, 1.0)).all() and (t.sum(axis=1) == 1.0).all()):
         return None
-    # list(array) makes every row's view at once, a tenth of the cost of indexing row by row.
-    return tuple(
-        StudentRecord(sid, stem, Params(xk, vk, wk, tk, lrk, act), dict(roster))
-        for sid, stem, roster, act, xk, vk, wk, tk, lrk in zip(ids, stems, rosters, acts, list(x), list(v), list(w), list(t), lr.tolist())
-    )
+    return ids, stems, [dict(roster) for roster in rosters], acts, x, v, w, t, lr
 
 
 def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmission]:
@@ -726,10 +759,12 @@ def read_files(files: Sequence[str], manifest: Manifest | None, progress: Callab
 
 
 def read_class(
-    files: Sequence[str], load_manifest: Callable[[], Manifest | None], progress: Callable[[int], None] | None = None
+    files: Sequence[str], load_manifest: Callable[[], Manifest | ManifestParts | None], progress: Callable[[int], None] | None = None
 ) -> tuple[Manifest | None, list[Submission | InvalidSubmission]]:
-    """The manifest (``load_manifest()``; None for none) and every file read and checked for
-    form, in the order given, the two at once.
+    """The manifest (``load_manifest()``, which gives a Manifest, its ManifestParts or None for
+    none, and may raise) and every file read and checked for form, in the order given, the two
+    at once: for a large class, ``load_manifest`` runs in a process of its own (see
+    parallel.start_forked), and ManifestParts is the cheap thing for it to hand back.
 
     A large class's manifest takes as long to load as a core takes to read a third of the files,
     so the workers start on the files first, checking answers against HW#2's network size, which
@@ -738,10 +773,16 @@ def read_class(
     one reading against the manifest from the start gives.
     """
     usual = layout_of(HW2)
+    files = list(files)
+    # With many files, the manifest is read in a process of its own, alongside the workers.
+    loading = start_forked(load_manifest) if workers_for(len(files)) > 1 else load_manifest
     loaded: list[Manifest | None] = []
-    results: list[Submission | InvalidSubmission] = chunked_map(
-        _read_chunk, list(files), (usual,), progress, meanwhile=lambda: loaded.append(load_manifest())
-    )
+
+    def take_manifest() -> None:
+        result = loading()
+        loaded.append(result.manifest() if isinstance(result, ManifestParts) else result)
+
+    results: list[Submission | InvalidSubmission] = chunked_map(_read_chunk, files, (usual,), progress, meanwhile=take_manifest)
     manifest = loaded[0]
     if manifest is not None:
         by_id, layouts = manifest.by_id(), _manifest_layouts(manifest)

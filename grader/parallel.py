@@ -83,3 +83,47 @@ def map_chunks(
                 yield stop - start, part
     finally:
         _FORKED = ()
+
+
+def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``func()`` in a forked process now, and return a function that waits for its
+    result (raising what it raised), so that this process can do other work meanwhile. Where
+    processes cannot be forked, ``func`` runs when its result is asked for.
+
+    The result travels pickled through a pipe: worth it for work that takes long and returns
+    little (a manifest read and validated, as plain columns).
+    """
+    if not sys.platform.startswith("linux"):
+        return func
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def run() -> None:
+        try:
+            outcome = (True, func())
+        except BaseException as exc:  # travels back and is raised there
+            outcome = (False, exc)
+        try:
+            send.send(outcome)
+        except Exception:  # the exception does not pickle: say what it was
+            send.send((False, RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
+
+    process = context.Process(target=run, daemon=True)
+    process.start()
+    send.close()
+
+    def wait() -> Any:
+        try:
+            ok, value = receive.recv()
+        except EOFError:
+            raise RuntimeError("a worker process ended without its result") from None
+        finally:
+            receive.close()
+            process.join()
+        if not ok:
+            raise value
+        return value
+
+    return wait
