@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 
-import click
+# One BLAS thread, set before NumPy loads: hwgen's arrays are small and its parallel work is
+# done by processes, beside which BLAS's own threads would only spin (seen in profiles).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import click  # noqa: E402 (after the BLAS setting)
 
 from grader import __version__, formatting, variants
 from grader.jsonio import InputError, dumps, load_json_file

@@ -45,6 +45,7 @@ from grader.jsonio import dumps, encode_text, write_atomic
 from grader.parallel import map_chunks
 
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+_NO_VALUES = ("",) * len(CANVAS_COLUMNS)  # each column's value when the roster does not keep it
 TITLE = "HW#2"
 PART_TITLES = {
     "1": "Derivations of u, h, z and o",
@@ -266,11 +267,11 @@ def canvas_row(report: GradeReport) -> list[str] | None:
 
 def _canvas_cells(roster: Mapping[str, str], student_id: str | None, score: float, name: str | None = None) -> list[str]:
     """A row of canvas.csv; ``name`` is render.student_name(roster) when already known."""
-    student, canvas_id, sis_user, sis_login, section = (roster.get(column, "") for column in CANVAS_COLUMNS)
+    student, canvas_id, sis_user, sis_login, section = map(roster.get, CANVAS_COLUMNS, _NO_VALUES)
     if not (canvas_id or sis_user or sis_login):
         sis_user = student_id or ""
     student = student or (render.student_name(roster) if name is None else name) or ""
-    return [_cell(student), _cell(canvas_id), _cell(sis_user), _cell(sis_login), _cell(section), score_text(score)]
+    return [*map(_cell, (student, canvas_id, sis_user, sis_login, section)), score_text(score)]
 
 
 class Row(NamedTuple):
