@@ -102,6 +102,19 @@ def report_json(report: GradeReport) -> dict[str, Any]:
     return record
 
 
+# The caches of texts shared by a pattern of results are emptied when they reach this many
+# entries: a class whose every student errs differently must not grow them without bound
+# (a pattern's texts are some kB), and the common patterns are soon built again.
+MAX_PATTERNS = 4096
+
+
+def _remember(cache: dict, key: Any, value: Any) -> Any:
+    if len(cache) >= MAX_PATTERNS:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 _ENTRIES_CACHE: dict[tuple[int, bytes], dict[str, Any]] = {}
 _PARTS_CACHE: dict[tuple, dict[str, Any]] = {}
 
@@ -118,10 +131,11 @@ def _parts_json(parts: tuple) -> dict[str, Any]:
     """The "parts" of a record; most students share a few score patterns, so each is built once."""
     cached = _PARTS_CACHE.get(parts)
     if cached is None:
-        cached = _PARTS_CACHE[parts] = {
+        built = {
             p.part: {"score": _score(p.score), "max_score": _score(p.max_score), "status": "graded" if p.graded else "ungraded"}
             for p in parts
         }
+        cached = _remember(_PARTS_CACHE, parts, built)
     return cached
 
 
@@ -130,7 +144,7 @@ def _entries_json(report: GradeReport) -> dict[str, Any]:
     memo = (id(report.layout), report.codes.tobytes())
     cached = _ENTRIES_CACHE.get(memo)
     if cached is None:
-        cached = _ENTRIES_CACHE[memo] = _build_entries_json(report)
+        cached = _remember(_ENTRIES_CACHE, memo, _build_entries_json(report))
     return cached
 
 
@@ -361,7 +375,7 @@ def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts
     )
     pattern = _ROW_PATTERNS.get(key)
     if pattern is None:
-        pattern = _ROW_PATTERNS[key] = _row_pattern(group.report(row), gradebook, reveal, parts)
+        pattern = _remember(_ROW_PATTERNS, key, _row_pattern(group.report(row), gradebook, reveal, parts))
     sid, source, warnings = sub.student_id, sub.source, group.warnings[row]
     others = extra.get("other_sources", ())
     roster = extra.get("roster", {})
@@ -557,7 +571,7 @@ def _feedback_pattern(report: GradeReport, gradebook: Gradebook, reveal: bool) -
     key = _pattern_key(report, reveal)
     pattern = _FEEDBACK_PATTERNS.get(key)
     if pattern is None:
-        pattern = _FEEDBACK_PATTERNS[key] = _build_feedback_pattern(report, gradebook, shared, reveal)
+        pattern = _remember(_FEEDBACK_PATTERNS, key, _build_feedback_pattern(report, gradebook, shared, reveal))
     return pattern
 
 

@@ -94,3 +94,21 @@ def test_fast_loads_reads_a_submission():
         "answers": {"loss": 0.31, "u": [1, -0.0025]},
     }
     assert math.isclose(fast_loads(b'{"x" :  0.1}')["x"], 0.1)
+
+
+SUBMISSION = (
+    b'{"student_id": "s1", "answers": {"u": [1.5, -2, 0.25, 3e-2], "loss": 0.31},'
+    b' "derivations": {"h": "elu(u_j)", "o": null}}'
+)
+
+
+@settings(max_examples=400)
+@given(st.integers(0, len(SUBMISSION) - 1), st.binary(min_size=0, max_size=3), st.integers(0, 3))
+@example(10, b"\xef\xbb\xbf", 0)
+@example(0, b"\xef\xbb\xbf", 0)
+@example(40, b'"u": 1, ', 0)
+def test_fast_loads_on_a_damaged_file_is_the_strict_reading_or_declines(where, inserted, removed):
+    data = SUBMISSION[:where] + inserted + SUBMISSION[where + removed :]
+    fast = fast_loads(data)
+    if fast is not None:
+        assert _same(fast, _strict(data, True))

@@ -114,3 +114,15 @@ def test_groups_hold_a_row_per_student(graded_class):
         assert isinstance(group, GroupGrades)
         assert group.codes.shape == group.answers.shape == group.expected.shape == (len(group.students), group.layout.size)
         assert 0 <= row < len(group.students)
+
+
+def test_pattern_caches_stay_bounded(graded_class, monkeypatch):
+    monkeypatch.setattr(reports, "MAX_PATTERNS", 3)
+    gradebook = Gradebook((), Tolerance(), DEFAULT_RUBRIC, True, True)
+    graded = [item for item in grading.complete_in_groups(graded_class, Tolerance(), DEFAULT_RUBRIC, True) if type(item) is tuple]
+    reports._forget_patterns()
+    texts = [reports.graded_texts(group, row, gradebook, False, DEFAULT_RUBRIC.parts) for group, row in graded]
+    assert len(reports._ROW_PATTERNS) <= 3 and len(reports._FEEDBACK_PATTERNS) <= 3
+    reports._forget_patterns()
+    monkeypatch.setattr(reports, "MAX_PATTERNS", 4096)
+    assert texts == [reports.graded_texts(group, row, gradebook, False, DEFAULT_RUBRIC.parts) for group, row in graded]
