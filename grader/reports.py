@@ -726,10 +726,11 @@ def _parts_phrase(parts: list[str]) -> str:
 # --- Writing ---------------------------------------------------------------------------------------
 
 
-def _up_to_date(path: str, data: bytes) -> bool:
-    """Does ``path`` hold exactly ``data``? (Non-blocking: a FIFO put there is never waited on.)"""
+def _up_to_date(path: str, data: bytes, dir_fd: int | None = None) -> bool:
+    """Does ``path`` (relative to ``dir_fd`` if given) hold exactly ``data``? (Non-blocking: a
+    FIFO put there is never waited on.)"""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
         return False
     try:
@@ -741,29 +742,33 @@ def _up_to_date(path: str, data: bytes) -> bool:
         os.close(fd)
 
 
-def _write_if_changed(path: str | os.PathLike, data: bytes) -> bool:
+def _write_if_changed(path: str | os.PathLike, data: bytes, dir_fd: int | None = None) -> bool:
     """Atomically replace ``path`` with ``data`` unless it already holds exactly that; True if written.
 
-    The temporary file is named after the process, created exclusively with its final mode
-    (no mkstemp, no chmod: for thousands of files every system call shows).
+    ``path`` is a file name in the folder open as ``dir_fd`` when that is given (no path to walk
+    for each of thousands of files). The temporary file is named after the process, created
+    exclusively with its final mode (no mkstemp, no chmod: for thousands of files every system
+    call shows).
     """
     path = os.fspath(path)
-    if _up_to_date(path, data):
+    if _up_to_date(path, data, dir_fd):
         return False
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
     except FileExistsError:  # left by a crashed run of a process with our pid
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
-        os.fchmod(fd, 0o644)
+        os.unlink(tmp, dir_fd=dir_fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, path)
+        os.replace(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
         raise
     return True
 
@@ -855,19 +860,22 @@ def _report_chunk(items: list, make_reports: Callable[[list], list], context: Gr
     when ``fresh`` (a new folder), else replaced only if its bytes changed."""
     parts = context.rubric.parts
     out = []
-    for item in make_reports(items):
-        if type(item) is tuple:  # (group, row): a graded student
-            row, text = graded_texts(item[0], item[1], context, reveal, parts)
-        else:
-            row = row_of(item, parts)
-            text = feedback_markdown(item, context, reveal) if item.file_stem is not None else None
-        if text is not None:
-            path = os.path.join(folder, row.feedback_stem + ".md")
-            if fresh:
-                _create(path, encode_text(text))
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # files are made relative to it
+    try:
+        for item in make_reports(items):
+            if type(item) is tuple:  # (group, row): a graded student
+                row, text = graded_texts(item[0], item[1], context, reveal, parts)
             else:
-                _write_if_changed(path, encode_text(text))
-        out.append(row)
+                row = row_of(item, parts)
+                text = feedback_markdown(item, context, reveal) if item.file_stem is not None else None
+            if text is not None:
+                if fresh:
+                    _create(row.feedback_stem + ".md", encode_text(text), folder_fd)
+                else:
+                    _write_if_changed(row.feedback_stem + ".md", encode_text(text), folder_fd)
+            out.append(row)
+    finally:
+        os.close(folder_fd)
     return out
 
 
@@ -879,8 +887,9 @@ def _remove_stale(feedback_dir: Path, current: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _create(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+def _create(name: str, data: bytes, dir_fd: int) -> None:
+    """A new file ``name`` in the folder open as ``dir_fd``, holding ``data``."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
     try:
         view = memoryview(data)
         while view:
