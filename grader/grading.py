@@ -430,6 +430,14 @@ class GroupGrades:
     part_of: Mapping[str, str]  # answer key -> rubric part
     points: Mapping[str, float]  # answer key -> its points
     _patterns: dict = field(default_factory=dict)  # answer scores -> (parts, score, max_score)
+    _rows: list = field(default_factory=list)  # answer_rows(), once built
+
+    def answer_rows(self) -> list[list[float]]:
+        """Each row's answers as Python floats (NaN where missing, a -0.0 as 0.0), converted
+        for the whole group at once."""
+        if not self._rows:
+            self._rows.extend((self.answers + 0.0).tolist())
+        return self._rows
 
     def report(self, row: int) -> GradeReport:
         student = self.students[row]
@@ -578,10 +586,12 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os
             continue
         real_root = os.path.realpath(path)
         for root, dirs, files in os.walk(path):  # symlinked folders are not followed: no loops
-            real = os.path.join(real_root, os.path.relpath(root, path))
-            dirs[:] = sorted(d for d in dirs if os.path.normpath(os.path.join(real, d)) not in excluded)
+            real = os.path.normpath(os.path.join(real_root, os.path.relpath(root, path)))
+            dirs[:] = sorted(d for d in dirs if os.path.join(real, d) not in excluded)
+            # A name from a folder listing has no separator and is never "." or "..": joined to
+            # a normal path, it is one (no normpath for each of thousands of files).
             for name in sorted(files):
-                add(os.path.join(root, name), os.path.normpath(os.path.join(real, name)))
+                add(os.path.join(root, name), os.path.join(real, name))
     return found, skipped
 
 
@@ -833,7 +843,8 @@ def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest
         if not files_for:
             tasks.append(_empty_report(rubric, MISSING, student_id=sid, **extra))
             continue
-        files_for.sort(key=lambda r: (r.mtime_ns, r.source))
+        if len(files_for) > 1:
+            files_for.sort(key=lambda r: (r.mtime_ns, r.source))
         chosen, older = files_for[-1], files_for[:-1]
         notes = []
         if older:

@@ -391,7 +391,11 @@ def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts
     canvas = None if stem is None else _canvas_cells(roster, sid, pattern.score, name)
     feedback = None
     if stem is not None:
-        shown = _shown(group.answers[row], group.expected[row], pattern.feedback, reveal)
+        values, order = group.answer_rows()[row], pattern.feedback.order
+        if reveal:
+            shown = _shown(group.answers[row], group.expected[row], pattern.feedback, reveal)
+        else:  # _shown, from the group's rows converted at once
+            shown = values if order is None else [values[n] for n in order]
         feedback = pattern.feedback.template % (*_who(sid, source), *shown, _notes(warnings))
     row_ = Row(sid, GRADED, pattern.score, pattern.max_score, pattern.misconceptions, source, tuple(others), record, grades, canvas, stem)
     return row_, feedback
