@@ -115,7 +115,8 @@ def _remember(cache: dict, key: Any, value: Any) -> Any:
     return value
 
 
-_ENTRIES_CACHE: dict[tuple[int, bytes], dict[str, Any]] = {}
+_ENTRIES_CACHE: dict[tuple[int, str, bytes], tuple[Any, str] | None] = {}  # see _answer_entries
+_HEADS: dict[tuple, str] = {}  # see _record_pieces
 _PARTS_CACHE: dict[tuple, dict[str, Any]] = {}
 
 
@@ -123,6 +124,7 @@ def _forget_patterns() -> None:
     """Empty the record caches: they serve one class at a time."""
     _ENTRIES_CACHE.clear()
     _PARTS_CACHE.clear()
+    _HEADS.clear()
     _FEEDBACK_PATTERNS.clear()
     _ROW_PATTERNS.clear()
 
@@ -140,30 +142,43 @@ def _parts_json(parts: tuple) -> dict[str, Any]:
 
 
 def _entries_json(report: GradeReport) -> dict[str, Any]:
-    """The "entries" of a record, built once per pattern of statuses (most are all right)."""
-    memo = (id(report.layout), report.codes.tobytes())
-    cached = _ENTRIES_CACHE.get(memo)
-    if cached is None:
-        cached = _remember(_ENTRIES_CACHE, memo, _build_entries_json(report))
-    return cached
-
-
-def _build_entries_json(report: GradeReport) -> dict[str, Any]:
-    codes = report.codes.tolist()
+    """The "entries" of a record: the statuses of each answer not wholly right."""
     out: dict[str, Any] = {}
-    if min(codes) == max(codes) == RIGHT_CODE:
-        return out
-    for key, s in report.layout.slices.items():
-        if any(c != RIGHT_CODE for c in codes[s]):
-            names = [STATUS_NAMES[c] for c in codes[s]]
-            shape = report.layout.shapes[key]
-            if not shape:
-                out[key] = names[0]
-            elif len(shape) == 1:
-                out[key] = names
-            else:
-                out[key] = [names[r * shape[1] : (r + 1) * shape[1]] for r in range(shape[0])]
+    for key, entry in _answer_entries(report):
+        out[key] = entry[0]
     return out
+
+
+def _answer_entries(report: GradeReport) -> list[tuple[str, tuple[Any, str]]]:
+    """(key, (statuses, their "key": [...] JSON text)) for each answer not wholly right, each
+    built once per pattern of that answer's statuses (far fewer than patterns of whole rows)."""
+    codes = report.codes.tobytes()  # int8: one byte an entry, so an answer's slice is its bytes
+    layout = report.layout
+    out = []
+    for key, s in layout.slices.items():
+        memo = (id(layout), key, codes[s])
+        entry = _ENTRIES_CACHE.get(memo, _UNKNOWN)
+        if entry is _UNKNOWN:
+            entry = _remember(_ENTRIES_CACHE, memo, _build_answer_entries(key, memo[2], layout.shapes[key]))
+        if entry is not None:
+            out.append((key, entry))
+    return out
+
+
+_UNKNOWN = object()
+
+
+def _build_answer_entries(key: str, codes: bytes, shape: tuple[int, ...]) -> tuple[Any, str] | None:
+    if all(c == RIGHT_CODE for c in codes):
+        return None
+    names = [STATUS_NAMES[c] for c in codes]
+    if not shape:
+        value: Any = names[0]
+    elif len(shape) == 1:
+        value = names
+    else:
+        value = [names[r * shape[1] : (r + 1) * shape[1]] for r in range(shape[0])]
+    return value, f"{_json_str(key)}: {_RECORD_ENCODER.encode(value)}"
 
 
 _RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
@@ -338,24 +353,43 @@ _ROW_PATTERNS: dict[tuple, _RowPattern] = {}
 
 
 def _row_pattern(report: GradeReport, gradebook: Gradebook, reveal: bool, parts: tuple[str, ...]) -> _RowPattern:
-    # The record line cut around the items that differ between students: what comes before
-    # "warnings" (after the id), and what comes after "source" and "other_sources".
-    line = record_line(report)
-    start = f'{{"student_id": {_json_str(report.student_id)}, '
-    middle = f', "warnings": {_json_strs(report.warnings)}, "source": {_json_str(report.source)}' + (
-        f', "other_sources": {_json_strs(report.other_sources)}' if report.other_sources else ""
-    )
-    assert line.startswith(start) and line.endswith("}"), "a record's items are in report_json's order"
-    cut = line.index(middle, len(start))  # the items before it hold no "warnings" key
+    head, tail = _record_pieces(report)
     return _RowPattern(
         _feedback_pattern(report, gradebook, reveal),
-        line[len(start) : cut],
-        line[cut + len(middle) : -1],
+        head,
+        tail,
         grades_row(report, parts)[2:-1],
         report.score,
         report.max_score,
         report.misconceptions,
     )
+
+
+def _record_pieces(report: GradeReport) -> tuple[str, str]:
+    """A graded report's record line (record_line) cut around the items that differ between
+    students of one pattern: its items from "status" to "errors", and those after "source" and
+    "other_sources" (each after ", "). Put together from pieces kept per pattern of scores and
+    per answer's statuses, rather than by encoding the whole record."""
+    encode = _RECORD_ENCODER.encode
+    memo = (report.status, report.score, report.max_score, report.parts, report.misconceptions, report.follow_through, report.errors)
+    head = _HEADS.get(memo)
+    if head is None:
+        items = {
+            "status": report.status,
+            "score": _score(report.score),
+            "max_score": _score(report.max_score),
+            "parts": _parts_json(report.parts),
+            "misconceptions": list(report.misconceptions),
+            "follow_through": list(report.follow_through),
+            "errors": list(report.errors),
+        }
+        head = _remember(_HEADS, memo, ", ".join(f"{_json_str(k)}: {encode(v)}" for k, v in items.items()))
+    entries = ", ".join(entry[1] for _, entry in _answer_entries(report))
+    tail = f', "entries": {{{entries}}}, "transposed": {_json_strs([key for key in core.ANSWER_KEYS if key in report.transposed])}'
+    if report.derivations:
+        derivations = {key: {"status": r.status, "mistake": r.mistake, "message": r.message} for key, r in report.derivations.items()}
+        tail += f', "derivations": {encode(derivations)}'
+    return head, tail
 
 
 def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts: tuple[str, ...]) -> tuple[Row, str | None]:
@@ -427,16 +461,21 @@ def _mark_mistakes(report: GradeReport, codes: list[int], where: dict[str, dict[
             where.setdefault("transposed-gradient", {}).setdefault(key, [])
 
 
-@functools.lru_cache(maxsize=4096)
 def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: bool) -> dict[str, str]:
-    """Each part's table for one pattern of status codes, with a %-placeholder for each value
-    (most students share a few patterns: all right, above all)."""
-    codes_row = list(codes)  # int8 status codes, all non-negative
-    templates = {}
-    for part, (head, where_in_row, line_table) in _table_lines(layout, part_of, reveal).items():
-        part_codes = _pick(codes_row, where_in_row)
-        templates[part] = head + "\n".join([lines[code] for lines, code in zip(line_table, part_codes)])
-    return templates
+    """Each part's table for one pattern of status codes (int8, one byte an entry), with a
+    %-placeholder for each value."""
+    return {
+        part: _part_table(layout, part_of, reveal, part, codes[where] if type(where) is slice else bytes(codes[n] for n in where))
+        for part, (_, where, _) in _table_lines(layout, part_of, reveal).items()
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def _part_table(layout, part_of: tuple[str, ...], reveal: bool, part: str, codes: bytes) -> str:
+    """One part's table for one pattern of its entries' status codes (most students share a
+    few such patterns, even when their whole rows differ)."""
+    head, _, line_table = _table_lines(layout, part_of, reveal)[part]
+    return head + "\n".join([lines[code] for lines, code in zip(line_table, codes)])
 
 
 def _pick(row: list, where: slice | list[int]) -> list:
@@ -600,7 +639,7 @@ def _build_feedback_pattern(report: GradeReport, gradebook: Gradebook, shared: d
             found = where.get(m, {})
             out.append(f"- **{m}** ({_places(report, found)}): {_explanation(m, report, found)}")
     out += sections
-    template = "\n".join(piece if type(piece) is _Template else piece.replace("%", "%%") for piece in out) + "%s\n"
+    template = "\n".join([piece if type(piece) is _Template else piece.replace("%", "%%") for piece in out]) + "%s\n"
     # The values each table shows, in the document's order (see _table_values).
     lines = _table_lines(report.layout, part_of, reveal)
     order: list[int] = []
