@@ -748,7 +748,23 @@ def _columns_fast(entries: list) -> tuple | None:
 
 
 def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmission]:
-    return [read_submission(path, layouts) for path in paths]
+    """read_submission for each path, each file opened by name in its folder, which is opened once."""
+    folders: dict[str, int | None] = {}
+    try:
+        out = []
+        for path in paths:
+            folder = os.path.dirname(path)
+            if folder not in folders:
+                try:
+                    folders[folder] = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
+                except OSError:  # said for each file, as read_submission does, by path
+                    folders[folder] = None
+            out.append(read_submission(path, layouts, folders[folder]))
+        return out
+    finally:
+        for fd in folders.values():
+            if fd is not None:
+                os.close(fd)
 
 
 def _manifest_layouts(manifest: Manifest):

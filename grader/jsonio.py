@@ -165,9 +165,10 @@ def _known_keys(obj: Any) -> int:
     return count
 
 
-def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> tuple[bytes, int]:
+def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES, dir_fd: int | None = None) -> tuple[bytes, int]:
     """A file's bytes and modification time ('-' reads standard input, time 0); anything over
-    ``max_bytes`` is refused unread."""
+    ``max_bytes`` is refused unread. With ``dir_fd``, ``path`` is relative to that open folder
+    (no path to walk for each of thousands of files)."""
     if str(path) == "-":
         data = sys.stdin.buffer.read(max_bytes + 1)
         if len(data) > max_bytes:
@@ -175,7 +176,7 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> tup
         return data, 0
     try:
         # Non-blocking open: a FIFO with no writer must not stop the run (it reads as empty).
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError as exc:
         raise InputError(None, f"cannot read the file: {exc.strerror or exc}") from None
     try:
@@ -185,11 +186,12 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES) -> tup
         if not stat.S_ISREG(st.st_mode):
             os.set_blocking(fd, True)  # a pipe with a writer is read to its end
         # Read to the end of the file, or to one byte past the limit: the first read asks for
-        # its size and one byte more, which an unchanged file answers whole; the next, empty,
-        # confirms the end.
+        # its size and one byte more; a file answers short of that only at its end, and one
+        # that grew since the stat (or a pipe) is read on until an empty read.
         chunks = [os.read(fd, st.st_size + 1)]
         size = len(chunks[0])
-        while chunks[-1] and size <= max_bytes:
+        at_end = size <= st.st_size and stat.S_ISREG(st.st_mode)
+        while not at_end and chunks[-1] and size <= max_bytes:
             chunks.append(os.read(fd, max_bytes + 1 - size))
             size += len(chunks[-1])
     except OSError as exc:

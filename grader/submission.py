@@ -248,15 +248,16 @@ def _has_lone_surrogate(obj: Any) -> bool:
     return False
 
 
-def read_submission(path: str | os.PathLike, layouts: LayoutSource) -> Submission | InvalidSubmission:
+def read_submission(path: str | os.PathLike, layouts: LayoutSource, folder_fd: int | None = None) -> Submission | InvalidSubmission:
     """The submission in ``path``, or (returned, not raised) why it is not well-formed.
 
     ``layouts`` is the expected layout, or a function from a student id to that student's layout
-    which raises InputError for an id it does not know.
+    which raises InputError for an id it does not know. ``folder_fd``, when given, is ``path``'s
+    folder, open (the file is then opened by its name there).
     """
     source = str(path)
     try:
-        data, mtime_ns = read_bytes(path)
+        data, mtime_ns = read_bytes(path, dir_fd=None) if folder_fd is None else read_bytes(os.path.basename(source), dir_fd=folder_fd)
     except InputError as exc:
         return InvalidSubmission([str(exc)], source=source)
     try:
