@@ -282,20 +282,39 @@ def encode_text(text: str) -> bytes:
 
 def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = encode_text(text) if isinstance(text, str) else text
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as handle:
+        handle.write(text)
+        handle.commit()
+
+
+class AtomicFile:
+    """A file written piece by piece into a temporary file beside it, and put in place whole by
+    ``commit()`` (flushed to disk, then renamed over the old one); if the block it is used in
+    ends without a commit, the temporary file is removed and the old one left as it was."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._handle = os.fdopen(fd, "wb")
+
+    def write(self, text: str | bytes) -> None:
+        self._handle.write(encode_text(text) if isinstance(text, str) else text)
+
+    def commit(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.chmod(self._tmp, 0o644)
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if not self._handle.closed:  # no commit: leave the old file whole
+            self._handle.close()
+        Path(self._tmp).unlink(missing_ok=True)
 
 
 def tolist(array: np.ndarray) -> Any:

@@ -41,7 +41,7 @@ from grader.grading import (
     PartScore,
     credit_table,
 )
-from grader.jsonio import dumps, encode_text, write_atomic
+from grader.jsonio import AtomicFile, dumps, encode_text, write_atomic
 from grader.parallel import map_chunks
 
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -212,6 +212,14 @@ def _records_body(lines: Sequence[str]) -> str:
 
 def _results_document(gradebook: Gradebook, body: str) -> str:
     """results.json around the students' records (``body``, see _records_body)."""
+    return _results_start(gradebook) + ("[\n" + body + "\n  ]" if body else "[]") + _RESULTS_END
+
+
+_RESULTS_END = "\n}\n"
+
+
+def _results_start(gradebook: Gradebook) -> str:
+    """results.json up to its list of students: the settings."""
     header = {
         "hwgen_version": __version__,
         "graded_against": "manifest" if gradebook.manifest_used else "HW#2 (no manifest)",
@@ -222,8 +230,7 @@ def _results_document(gradebook: Gradebook, body: str) -> str:
     }
     head = dumps(header).rstrip()
     assert head.endswith("}")
-    students = "[\n" + body + "\n  ]" if body else "[]"
-    return head[:-1].rstrip() + ',\n  "students": ' + students + "\n}\n"
+    return head[:-1].rstrip() + ',\n  "students": '
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -867,34 +874,40 @@ def write_outputs(
     target = Path(tempfile.mkdtemp(prefix=".feedback.", dir=out)) if fresh else feedback_dir
     _forget_patterns()
     rows: list[Row] = []
-    # The gradebook files' text is put together chunk by chunk as the rows come back, while the
-    # workers go on, rather than all at the end.
-    grades_text, canvas_text, records = [_csv([_grades_header(context.rubric.parts)])], [_csv([_canvas_header(assignment)])], []
+    grades, canvas, results = out / "grades.csv", out / "canvas.csv", out / "results.json"
     try:
-        # Each chunk's feedback files are written where it is rendered (a worker process, for a
-        # large class): the files are then created on every core, and never travel between them.
-        for count, part in map_chunks(_report_chunk, list(items), (make_reports, context, reveal, os.fspath(target), fresh)):
-            rows += part
-            grades_text.append(_csv([row.grades for row in part]))
-            canvas_text.append(_csv([row.canvas for row in part if row.canvas is not None]))
-            records.append(_records_body([row.record for row in part]))
-            if progress is not None:
-                progress(count)
-        stems = {f"{row.feedback_stem}.md" for row in rows if row.feedback_stem is not None}
-        if not fresh:
-            _remove_stale(feedback_dir, stems)
-        else:
-            os.chmod(target, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
-            if feedback_dir.is_dir():
-                feedback_dir.rmdir()  # empty, as checked above
-            os.rename(target, feedback_dir)
+        # The gradebook files are written as the rows come back, while the workers go on, each
+        # into a temporary file put in place at the end (results.json last).
+        with AtomicFile(grades) as grades_file, AtomicFile(canvas) as canvas_file, AtomicFile(results) as results_file:
+            grades_file.write(_csv([_grades_header(context.rubric.parts)]))
+            canvas_file.write(_csv([_canvas_header(assignment)]))
+            results_file.write(_results_start(context))
+            records = 0
+            # Each chunk's feedback files are written where it is rendered (a worker process, for
+            # a large class): the files are then created on every core, and never travel between them.
+            for count, part in map_chunks(_report_chunk, list(items), (make_reports, context, reveal, os.fspath(target), fresh)):
+                rows += part
+                grades_file.write(_csv([row.grades for row in part]))
+                canvas_file.write(_csv([row.canvas for row in part if row.canvas is not None]))
+                results_file.write(("[\n" if not records else ",\n") + _records_body([row.record for row in part]))
+                records += len(part)
+                if progress is not None:
+                    progress(count)
+            results_file.write(("\n  ]" if records else "[]") + _RESULTS_END)  # as _results_document ends it
+            stems = {f"{row.feedback_stem}.md" for row in rows if row.feedback_stem is not None}
+            if not fresh:
+                _remove_stale(feedback_dir, stems)
+            else:
+                os.chmod(target, 0o755)  # mkdtemp makes it private; the folder is meant to be shared
+                if feedback_dir.is_dir():
+                    feedback_dir.rmdir()  # empty, as checked above
+                os.rename(target, feedback_dir)
+            grades_file.commit()
+            canvas_file.commit()
+            results_file.commit()
     finally:
         if fresh and target.exists():
             shutil.rmtree(target, ignore_errors=True)
-    grades, canvas, results = out / "grades.csv", out / "canvas.csv", out / "results.json"
-    write_atomic(grades, "".join(grades_text))
-    write_atomic(canvas, "".join(canvas_text))
-    write_atomic(results, _results_document(context, ",\n".join(body for body in records if body)))
     return Written(results, grades, canvas, feedback_dir, len(stems)), rows
 
 

@@ -112,3 +112,38 @@ def test_fast_loads_on_a_damaged_file_is_the_strict_reading_or_declines(where, i
     fast = fast_loads(data)
     if fast is not None:
         assert _same(fast, _strict(data, True))
+
+
+# --- jsonio.AtomicFile (write_atomic, streamed) ---------------------------------------------------
+
+from grader.jsonio import AtomicFile, write_atomic  # noqa: E402
+
+
+def test_an_atomic_file_appears_whole_on_commit(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    with AtomicFile(path) as handle:
+        handle.write("new, ")
+        handle.write(b"in pieces")
+        assert path.read_text() == "old"  # nothing shows before the commit
+        handle.commit()
+    assert path.read_text() == "new, in pieces"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_an_atomic_file_left_without_commit_leaves_the_old_one(tmp_path):
+    path = tmp_path / "grades.csv"
+    path.write_text("old")
+    try:
+        with AtomicFile(path) as handle:
+            handle.write("half of it")
+            raise RuntimeError("a worker failed")
+    except RuntimeError:
+        pass
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
+
+
+def test_write_atomic_writes_text_as_utf8_with_lone_surrogates_escaped(tmp_path):
+    write_atomic(tmp_path / "f.md", "é \ud800")
+    assert (tmp_path / "f.md").read_bytes() == "é ".encode() + b"\\ud800"
