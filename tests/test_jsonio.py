@@ -1,4 +1,5 @@
-"""jsonio.fast_loads: orjson's reading is taken only when it is exactly the strict reader's."""
+"""grader.jsonio: orjson's reading is taken only when it is exactly the strict reader's
+(fast_loads), and files are written whole or not at all (AtomicFile, write_atomic)."""
 
 import json
 import math
@@ -7,7 +8,7 @@ import struct
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from grader.jsonio import InputError, decode_utf8, fast_loads, loads_strict
+from grader.jsonio import AtomicFile, InputError, decode_utf8, fast_loads, loads_strict, write_atomic
 
 SCALARS = st.one_of(
     st.none(),
@@ -114,9 +115,7 @@ def test_fast_loads_on_a_damaged_file_is_the_strict_reading_or_declines(where, i
         assert _same(fast, _strict(data, True))
 
 
-# --- jsonio.AtomicFile (write_atomic, streamed) ---------------------------------------------------
-
-from grader.jsonio import AtomicFile, write_atomic  # noqa: E402
+# --- AtomicFile (write_atomic, streamed) ------------------------------------------------------------
 
 
 def test_an_atomic_file_appears_whole_on_commit(tmp_path):
