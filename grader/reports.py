@@ -340,10 +340,11 @@ def row_of(report: GradeReport, parts: tuple[str, ...]) -> Row:
 # In a large class most graded students share a few patterns of results (all right, above all).
 # Two students of one group with equal status codes, transposed answers and derivation results
 # have equal reports except for who they are, their file, their values and their warnings; so
-# the first of a pattern gets a GradeReport and the reference functions above (report_json,
-# grades_row, feedback_markdown), and the texts they make are kept with a slot for each of
-# those. Every other student of the pattern is then a few string operations. (A test holds
-# these texts to the reference functions' own, student by student.)
+# the first of a pattern gets a GradeReport, its texts are built from it (the feedback template
+# as feedback_markdown uses it, the record and grades.csv row from pieces kept per answer's
+# statuses and per score pattern) and kept with a slot for each of those. Every other student
+# of the pattern is then a few string operations. (A test holds these texts to the reference
+# functions' own, record_line, row_of and feedback_markdown, student by student.)
 
 
 class _RowPattern(NamedTuple):
