@@ -576,7 +576,7 @@ def feedback_markdown(report: GradeReport, gradebook: Gradebook, reveal: bool = 
     if report.status == MISSING:
         out.append(f"No submission was found for you, so this assignment scores 0 out of {max_score}.")
     else:
-        out += [f"Your file {_code(report.source or '')} could not be graded, so it scores 0 out of {max_score}:", ""]
+        out += [f"Your file {_code(os.path.basename(report.source or ''))} could not be graded, so it scores 0 out of {max_score}:", ""]
         out += [f"- {_code(e)}" for e in report.errors]
         out += ["", "Fix the file and check its form with `hwgen check FILE` before submitting it again."]
     return "\n".join(out) + _notes(report.warnings) + "\n"

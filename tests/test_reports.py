@@ -162,6 +162,13 @@ def test_feedback_of_an_invalid_file_gives_the_reason(samples):
     assert "could not be graded" in text and "`answers.loss: expected a number, got a string`" in text
 
 
+def test_feedback_names_a_file_without_the_instructors_folders(samples):
+    book = book_of([os.path.abspath(f) for f in samples])
+    for student_id in ("2019890123", "2019345678"):  # an invalid file, a graded one
+        text = feedback_for(book, student_id)
+        assert os.getcwd() not in text and "submissions/" not in text
+
+
 def test_feedback_of_a_missing_student(tmp_path):
     manifest = Manifest("fp", (StudentRecord("absent", "absent", HW2, {}),))
     book = book_of([], manifest)
