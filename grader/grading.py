@@ -748,23 +748,26 @@ def _columns_fast(entries: list) -> tuple | None:
 
 
 def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmission]:
-    """read_submission for each path, each file opened by name in its folder, which is opened once."""
-    folders: dict[str, int | None] = {}
+    """read_submission for each path, each file opened by name in its folder. The files come
+    sorted by folder (collect_files), so one folder is open at a time: a class handed in as a
+    folder per student must not run out of file descriptors."""
+    out = []
+    folder, folder_fd = None, None
     try:
-        out = []
         for path in paths:
-            folder = os.path.dirname(path)
-            if folder not in folders:
+            if os.path.dirname(path) != folder:
+                if folder_fd is not None:
+                    os.close(folder_fd)
+                folder, folder_fd = os.path.dirname(path), None
                 try:
-                    folders[folder] = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
+                    folder_fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
                 except OSError:  # said for each file, as read_submission does, by path
-                    folders[folder] = None
-            out.append(read_submission(path, layouts, folders[folder]))
-        return out
+                    pass
+            out.append(read_submission(path, layouts, folder_fd))
     finally:
-        for fd in folders.values():
-            if fd is not None:
-                os.close(fd)
+        if folder_fd is not None:
+            os.close(folder_fd)
+    return out
 
 
 def _manifest_layouts(manifest: Manifest):
@@ -781,16 +784,20 @@ def _manifest_layouts(manifest: Manifest):
 
 def read_files(files: Sequence[str], manifest: Manifest | None, progress: Callable[[int], None] | None = None) -> list[Submission | InvalidSubmission]:
     """Every file read and checked for form, in the order given (on every core for many files)."""
-    return read_class(files, lambda: manifest, progress)[1]
+    return read_class(files, lambda: manifest, progress, apart=False)[1]
 
 
 def read_class(
-    files: Sequence[str], load_manifest: Callable[[], Manifest | ManifestParts | None], progress: Callable[[int], None] | None = None
+    files: Sequence[str],
+    load_manifest: Callable[[], Manifest | ManifestParts | None],
+    progress: Callable[[int], None] | None = None,
+    apart: bool = True,
 ) -> tuple[Manifest | None, list[Submission | InvalidSubmission]]:
     """The manifest (``load_manifest()``, which gives a Manifest, its ManifestParts or None for
     none, and may raise) and every file read and checked for form, in the order given, the two
-    at once: for a large class, ``load_manifest`` runs in a process of its own (see
-    parallel.start_forked), and ManifestParts is the cheap thing for it to hand back.
+    at once: for a large class, and unless not ``apart``, ``load_manifest`` runs in a process
+    of its own (see parallel.start_forked), and ManifestParts is the cheap thing for it to hand
+    back (a manifest already loaded is not worth sending through a pipe: ``apart=False``).
 
     A large class's manifest takes as long to load as a core takes to read a third of the files,
     so the workers start on the files first, checking answers against HW#2's network size, which
@@ -801,7 +808,7 @@ def read_class(
     usual = layout_of(HW2)
     files = list(files)
     # With many files, the manifest is read in a process of its own, alongside the workers.
-    loading = start_forked(load_manifest) if workers_for(len(files)) > 1 else load_manifest
+    loading = start_forked(load_manifest) if apart and workers_for(len(files)) > 1 else load_manifest
     loaded: list[Manifest | None] = []
 
     def take_manifest() -> None:

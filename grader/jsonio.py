@@ -130,9 +130,9 @@ def fast_loads(data: bytes, *, check_duplicates: bool = True) -> Any | None:
     Infinity, 1e999, a lone surrogate) and more, and reads every float to the same double.
     Where the two could differ, None: an integer of 19 digits or more (orjson may make it a
     float), and, with ``check_duplicates``, a repeated key, which orjson silently overwrites:
-    the keys of the top object and of the objects in it (two levels) are counted against the
-    places in the text where a key ends, and only a file where the two agree (so no key at
-    all is repeated, nor hidden deeper) is taken.
+    the keys of the top object and of the objects down to two levels below it are counted
+    against the places in the text where a key ends, and only a file where the two agree (so
+    no key at all is repeated, nor hidden deeper) is taken.
     """
     try:
         obj = orjson.loads(data)
@@ -151,8 +151,8 @@ def fast_loads(data: bytes, *, check_duplicates: bool = True) -> Any | None:
 
 
 def _known_keys(obj: Any) -> int:
-    """Keys in ``obj`` and in the objects among its values, two levels down: a lower bound on
-    the keys in the whole document (enough for a submission, whose objects are all there)."""
+    """Keys in ``obj``, in the objects among its values and in the objects among theirs: a
+    lower bound on the keys in the whole document (all of them, for a submission)."""
     if type(obj) is not dict:
         return 0
     count = len(obj)
@@ -186,11 +186,13 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES, dir_fd
         if not stat.S_ISREG(st.st_mode):
             os.set_blocking(fd, True)  # a pipe with a writer is read to its end
         # Read to the end of the file, or to one byte past the limit: the first read asks for
-        # its size and one byte more; a file answers short of that only at its end, and one
-        # that grew since the stat (or a pipe) is read on until an empty read.
+        # its size and one byte more, which an unchanged file answers with its size; any other
+        # answer (a file that changed, a pipe) is read on until an empty read.
         chunks = [os.read(fd, st.st_size + 1)]
         size = len(chunks[0])
-        at_end = size <= st.st_size and stat.S_ISREG(st.st_mode)
+        # Exactly the size: the file as it was when it was looked at. (Fewer bytes may be a
+        # short read, which some file systems give before the end.)
+        at_end = size == st.st_size and stat.S_ISREG(st.st_mode)
         while not at_end and chunks[-1] and size <= max_bytes:
             chunks.append(os.read(fd, max_bytes + 1 - size))
             size += len(chunks[-1])

@@ -568,9 +568,10 @@ def feedback_markdown(report: GradeReport, gradebook: Gradebook, reveal: bool = 
     A graded student's document is a template shared by every student with the same pattern of
     results (see _feedback_pattern), filled with who they are, their values and their warnings.
     """
-    if report.status == GRADED and report.codes is not None and report.layout is not None:
+    if report.status == GRADED:
         pattern = _feedback_pattern(report, gradebook, reveal)
-        return pattern.template % (*_who(report.student_id, report.source), *_shown(report.answers, report.expected, pattern, reveal), _notes(report.warnings))
+        shown = _shown(report.answers, report.expected, pattern, reveal) if _has_entries(report) else []
+        return pattern.template % (*_who(report.student_id, report.source), *shown, _notes(report.warnings))
     out = [f"# {TITLE}: feedback for {_text(report.student_id)}", ""]
     max_score = score_text(report.max_score)
     if report.status == MISSING:
@@ -607,9 +608,16 @@ class _Template(str):
     """A piece of a feedback template that is a %-template already (a table): left unescaped."""
 
 
+def _has_entries(report: GradeReport) -> bool:
+    """Does the report hold its answers' entries? (A graded report built without them, by a
+    library user, gets feedback without tables.)"""
+    return report.codes is not None and report.layout is not None
+
+
 def _pattern_key(report: GradeReport, reveal: bool) -> tuple:
     derivations = tuple((key, r.status, r.mistake, r.message) for key, r in report.derivations.items()) if report.derivations else ()
-    return (id(report.layout), report.codes.tobytes(), report.parts, report.misconceptions, report.transposed, derivations, reveal)
+    codes = report.codes.tobytes() if _has_entries(report) else None
+    return (id(report.layout), codes, report.parts, report.misconceptions, report.transposed, derivations, reveal)
 
 
 _FEEDBACK_PATTERNS: dict[tuple, _FeedbackPattern] = {}
@@ -627,12 +635,12 @@ def _feedback_pattern(report: GradeReport, gradebook: Gradebook, reveal: bool) -
 
 
 def _build_feedback_pattern(report: GradeReport, gradebook: Gradebook, shared: dict[str, str], reveal: bool) -> _FeedbackPattern:
-    codes = report.codes.tolist()
+    codes = report.codes.tolist() if _has_entries(report) else []
     where: dict[str, dict[str, list[str]]] = {}
-    if max(codes) >= MISTAKE_BASE or report.transposed:
+    if codes and (max(codes) >= MISTAKE_BASE or report.transposed):
         _mark_mistakes(report, codes, where)
-    part_of = tuple(report.part_of[key] for key in core.ANSWER_KEYS)
-    tables = {part: _Template(t) for part, t in _table_templates(report.layout, report.codes.tobytes(), part_of, reveal).items()}
+    part_of = tuple(report.part_of[key] for key in core.ANSWER_KEYS) if codes else ()
+    tables = {part: _Template(t) for part, t in _table_templates(report.layout, report.codes.tobytes(), part_of, reveal).items()} if codes else {}
     if report.derivations:
         sections = _sections(report, gradebook, tables, where)
     else:  # most files: the sections' text depends on the scores alone, tables aside
@@ -648,8 +656,8 @@ def _build_feedback_pattern(report: GradeReport, gradebook: Gradebook, shared: d
             out.append(f"- **{m}** ({_places(report, found)}): {_explanation(m, report, found)}")
     out += sections
     template = "\n".join([piece if type(piece) is _Template else piece.replace("%", "%%") for piece in out]) + "%s\n"
-    # The values each table shows, in the document's order (see _table_values).
-    lines = _table_lines(report.layout, part_of, reveal)
+    # The values each table shows, in the document's order (see _shown).
+    lines = _table_lines(report.layout, part_of, reveal) if codes else {}
     order: list[int] = []
     for part in report.parts:
         if part.part in lines:
@@ -806,11 +814,15 @@ def _write_if_changed(path: str | os.PathLike, data: bytes, dir_fd: int | None =
         return False
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
-    except FileExistsError:  # left by a crashed run of a process with our pid
-        os.unlink(tmp, dir_fd=dir_fd)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+    fd = None
+    for attempt in range(100):  # the name is taken (left by a crashed run of a process with our pid): another
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            tmp = os.path.join(folder, f".{name}.{os.getpid()}.{attempt + 1}.tmp")
+    if fd is None:
+        raise FileExistsError(f"no free temporary name beside {path}")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -149,7 +149,8 @@ class Submission:
 
 
 def _submission(student_id, values, layout, transposed, derivations, warnings, source, mtime_ns) -> Submission:
-    return Submission(student_id, np.frombuffer(values, dtype=np.float64), layout, transposed, derivations, warnings, source, mtime_ns)
+    # A copy, writable like the array of a submission read in this process.
+    return Submission(student_id, np.frombuffer(values, dtype=np.float64).copy(), layout, transposed, derivations, warnings, source, mtime_ns)
 
 
 class InvalidSubmission(InputError):

@@ -155,3 +155,27 @@ def test_grading_the_same_tasks_twice_writes_the_same_outputs(mixed_class, tmp_p
     pipeline.write_graded(tasks, True, tmp_path / "second")
     assert folder_bytes(tmp_path / "first") == folder_bytes(tmp_path / "second")
     assert b"2 files for this student" in (tmp_path / "second" / "feedback" / "s0.md").read_bytes()
+
+
+def test_a_folder_per_student_does_not_run_out_of_file_descriptors(tmp_path):
+    """Submissions downloaded as one folder per student: a chunk holds hundreds of folders."""
+    import resource
+
+    for k in range(300):
+        (tmp_path / f"stu{k:03d}").mkdir()
+        (tmp_path / f"stu{k:03d}" / "hw2.json").write_text(json.dumps({"student_id": f"s{k}", "answers": answers_to_json(solve_one(HW2))}))
+    files, _ = grading.collect_files([tmp_path])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        results = grading._read_chunk(files, grading.layout_of(HW2))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [type(r).__name__ for r in results] == ["Submission"] * 300
+
+
+def test_a_submission_read_in_a_worker_is_like_one_read_here(mixed_class, many_workers):
+    manifest, files = mixed_class
+    results = grading.read_files(files, manifest)
+    values = next(r.values for r in results if hasattr(r, "values"))
+    assert values.flags.writeable and values.dtype == np.float64

@@ -280,3 +280,21 @@ def test_the_summary_counts_statuses(samples):
 
 def test_graded_statuses_in_samples(samples):
     assert sum(r.status == GRADED for r in book_of(samples).reports) == len(samples) - 2
+
+
+def test_a_graded_report_built_without_entries_gets_feedback_without_tables():
+    from grader.grading import Gradebook, GradeReport, PartScore
+    from grader.rubric import DEFAULT_RUBRIC
+    from grader.tolerance import Tolerance
+
+    report = GradeReport(student_id="x", status=GRADED, score=5.0, max_score=10.0, parts=(PartScore("2", 5.0, 10.0),), source="in/x.json")
+    text = feedback_markdown(report, Gradebook((report,), Tolerance(), DEFAULT_RUBRIC, True, True))
+    assert "**Score: 5 out of 10**." in text and "Graded from `x.json`." in text and "| Entry |" not in text
+
+
+def test_a_replacement_finds_a_free_temporary_name(tmp_path):
+    (tmp_path / f".f.md.{os.getpid()}.tmp").mkdir()  # in the way, and not removable as a file
+    path = tmp_path / "f.md"
+    path.write_text("old")
+    assert reports._write_if_changed(path, b"new")
+    assert path.read_bytes() == b"new"
