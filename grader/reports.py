@@ -78,13 +78,7 @@ def report_json(report: GradeReport) -> dict[str, Any]:
     """One student's record of results.json."""
     record: dict[str, Any] = {
         "student_id": report.student_id,
-        "status": report.status,
-        "score": _score(report.score),
-        "max_score": _score(report.max_score),
-        "parts": _parts_json(report.parts),
-        "misconceptions": list(report.misconceptions),
-        "follow_through": list(report.follow_through),
-        "errors": list(report.errors),
+        **_head_json(report),
         "warnings": list(report.warnings),
         "source": report.source,
     }
@@ -94,12 +88,31 @@ def report_json(report: GradeReport) -> dict[str, Any]:
         # Each answer not wholly right, with the status of every entry in the answer's shape;
         # a right answer is left out, which keeps the file a few kB per student.
         record["entries"] = _entries_json(report)
-        record["transposed"] = [key for key in core.ANSWER_KEYS if key in report.transposed]
+        record["transposed"] = _transposed_json(report)
     if report.derivations:
-        record["derivations"] = {
-            key: {"status": r.status, "mistake": r.mistake, "message": r.message} for key, r in report.derivations.items()
-        }
+        record["derivations"] = _derivations_json(report)
     return record
+
+
+def _head_json(report: GradeReport) -> dict[str, Any]:
+    """A record's items from "status" to "errors": its scores and what was found."""
+    return {
+        "status": report.status,
+        "score": _score(report.score),
+        "max_score": _score(report.max_score),
+        "parts": _parts_json(report.parts),
+        "misconceptions": list(report.misconceptions),
+        "follow_through": list(report.follow_through),
+        "errors": list(report.errors),
+    }
+
+
+def _transposed_json(report: GradeReport) -> list[str]:
+    return [key for key in core.ANSWER_KEYS if key in report.transposed]
+
+
+def _derivations_json(report: GradeReport) -> dict[str, Any]:
+    return {key: {"status": r.status, "mistake": r.mistake, "message": r.message} for key, r in report.derivations.items()}
 
 
 # The caches of texts shared by a pattern of results are emptied when they reach this many
@@ -382,21 +395,11 @@ def _record_pieces(report: GradeReport) -> tuple[str, str]:
     memo = (report.status, report.score, report.max_score, report.parts, report.misconceptions, report.follow_through, report.errors)
     head = _HEADS.get(memo)
     if head is None:
-        items = {
-            "status": report.status,
-            "score": _score(report.score),
-            "max_score": _score(report.max_score),
-            "parts": _parts_json(report.parts),
-            "misconceptions": list(report.misconceptions),
-            "follow_through": list(report.follow_through),
-            "errors": list(report.errors),
-        }
-        head = _remember(_HEADS, memo, ", ".join(f"{_json_str(k)}: {encode(v)}" for k, v in items.items()))
+        head = _remember(_HEADS, memo, ", ".join(f"{_json_str(k)}: {encode(v)}" for k, v in _head_json(report).items()))
     entries = ", ".join(entry[1] for _, entry in _answer_entries(report))
-    tail = f', "entries": {{{entries}}}, "transposed": {_json_strs([key for key in core.ANSWER_KEYS if key in report.transposed])}'
+    tail = f', "entries": {{{entries}}}, "transposed": {_json_strs(_transposed_json(report))}'
     if report.derivations:
-        derivations = {key: {"status": r.status, "mistake": r.mistake, "message": r.message} for key, r in report.derivations.items()}
-        tail += f', "derivations": {encode(derivations)}'
+        tail += f', "derivations": {encode(_derivations_json(report))}'
     return head, tail
 
 
