@@ -260,7 +260,9 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     try:
         with _progress(bars, len(files), "Reading files") as bar:
             # The manifest loads while worker processes read the files.
-            manifest, results = grading.read_class(files, lambda: None if manifest_path is None else _read_manifest_parts(manifest_path), bar.update)
+            manifest, results = grading.read_class(
+                files, lambda: None if manifest_path is None else _read_manifest_parts(manifest_path), bar.update, apart=manifest_path is not None
+            )
         tasks = grading.assign(results, manifest, rubric)
         with _progress(bars, len(tasks), "Grading and writing") as bar:
             written, rows = pipeline.write_graded(tasks, manifest is not None, out_dir, settings, bar.update)
