@@ -211,11 +211,7 @@ def record_line(report: GradeReport) -> str:
 def results_json(gradebook: Gradebook) -> str:
     """results.json: the settings, then one record per line, one line per student."""
     _forget_patterns()
-    return _results_text(gradebook, [record_line(r) for r in gradebook.reports])
-
-
-def _results_text(gradebook: Gradebook, lines: list[str]) -> str:
-    return _results_document(gradebook, _records_body(lines))
+    return _results_document(gradebook, _records_body([record_line(r) for r in gradebook.reports]))
 
 
 def _records_body(lines: Sequence[str]) -> str:
@@ -436,10 +432,10 @@ def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts
     canvas = None if stem is None else _canvas_cells(roster, sid, pattern.score, name)
     feedback = None
     if stem is not None:
-        values, order = group.answer_rows()[row], pattern.feedback.order
         if reveal:
             shown = _shown(group.answers[row], group.expected[row], pattern.feedback, reveal)
         else:  # _shown, from the group's rows converted at once
+            values, order = group.answer_rows()[row], pattern.feedback.order
             shown = values if order is None else [values[n] for n in order]
         feedback = pattern.feedback.template % (*_who(sid, source), *shown, _notes(warnings))
     row_ = Row(sid, GRADED, pattern.score, pattern.max_score, pattern.misconceptions, source, tuple(others), record, grades, canvas, stem)
@@ -487,11 +483,6 @@ def _part_table(layout, part_of: tuple[str, ...], reveal: bool, part: str, codes
     few such patterns, even when their whole rows differ)."""
     head, _, line_table = _table_lines(layout, part_of, reveal)[part]
     return head + "\n".join([lines[code] for lines, code in zip(line_table, codes)])
-
-
-def _pick(row: list, where: slice | list[int]) -> list:
-    """The items of ``row`` a part's table takes (see _table_lines)."""
-    return row[where] if type(where) is slice else [row[n] for n in where]
 
 
 _SHOWN = "%.6g"  # a student's value in the feedback, as they would recognise it (formatted by %)
