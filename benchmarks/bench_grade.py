@@ -18,6 +18,7 @@ and prints the medians and the ratios grade / baseline. Standard library and hwg
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import shutil
 import statistics
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+import grader
 from grader import core, derivations, variants
 from grader.manifest import Manifest, StudentRecord
 from grader.params import stack
@@ -151,6 +153,10 @@ def main() -> None:
             print(f"reusing the class in {folder}", file=sys.stderr)
         else:
             manifest, root = make_class(folder, args.n, args.seed)
+        # An installed hwgen runs from compiled bytecode (pip compiles it on install). A checkout
+        # run with PYTHONDONTWRITEBYTECODE set (as some sandboxes and CI images do) would compile
+        # every module on every run instead, billing each timed run for it: compile them first.
+        compileall.compile_dir(Path(grader.__file__).parent, quiet=1)
         baseline_cmd = [sys.executable, "-c", BASELINE, str(root)]
         def grade_cmd(out: Path) -> list[str]:
             return [sys.executable, "-m", "grader", "grade", str(root), "--manifest", str(manifest), "--out", str(out)]

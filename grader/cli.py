@@ -258,14 +258,14 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     settings = pipeline.Settings(tolerance, rubric, follow_through, tuple(skipped), assignment, reveal)
     bars = len(files) >= PROGRESS_BAR_FROM
     try:
-        with _progress(bars, len(files), "Reading files") as bar:
-            # The manifest loads while worker processes read the files.
-            manifest, results = grading.read_class(
-                files, lambda: None if manifest_path is None else _read_manifest_parts(manifest_path), bar.update, apart=manifest_path is not None
-            )
-        tasks = grading.assign(results, manifest, rubric)
-        with _progress(bars, len(tasks), "Grading and writing") as bar:
-            written, rows = pipeline.write_graded(tasks, manifest is not None, out_dir, settings, bar.update)
+        # The manifest loads while worker processes read the files.
+        written, rows = pipeline.run(
+            files,
+            None if manifest_path is None else lambda: _read_manifest_parts(manifest_path),
+            out_dir,
+            settings,
+            lambda label, total: _progress(bars, total, label),
+        )
     except OSError as exc:  # the output folder, not a submission: those never raise
         raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
     for row in rows:

@@ -34,8 +34,11 @@ def distinct_stems(stems: dict[str, str], reserved: tuple[str, ...] = ()) -> dic
     only (macOS and Windows folders ignore case), or one of the ``reserved`` names (a file of the
     tool's own, like keys/all.pdf), made distinct by a hash of the id: no two students may share
     a file. A hand-edited manifest can repeat a stem."""
-    out: dict[str, str] = {}
     taken: set[str] = {name.lower() for name in reserved}
+    lowered = {stem.lower() for stem in stems.values()}
+    if len(lowered) == len(stems) and lowered.isdisjoint(taken):  # the usual class: nothing to change
+        return dict(stems)
+    out: dict[str, str] = {}
     for student_id, stem in stems.items():
         if stem.lower() in taken:
             stem = f"{stem}-{hashlib.sha256(student_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"

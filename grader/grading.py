@@ -42,7 +42,7 @@ from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.jsonio import read_bytes
-from grader.submission import InvalidSubmission, Layout, Submission, layout_of, parse_json, read_submission
+from grader.submission import InvalidSubmission, Layout, Submission, layout_for, layout_of, parse_json, read_submission
 from grader.tolerance import Tolerance
 
 GRADED, INVALID, MISSING = "graded", "invalid", "missing"  # a student's status
@@ -329,12 +329,11 @@ def credit_table(rubric: Rubric, follow_through: bool = True) -> np.ndarray:
     return table
 
 
-@dataclass(frozen=True)
-class _Student:
+class _Student(NamedTuple):  # a named tuple: tens of thousands are made per class
     """A student to grade: their submission and the instance they were given."""
 
     submission: Submission
-    params: Params
+    params: Params  # (an int from assign with ManifestParts: a row of its columns, see _roster)
     extra: dict  # further GradeReport fields (roster, stem, other sources, warnings)
 
 
@@ -770,16 +769,30 @@ def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmissio
     return out
 
 
-def _manifest_layouts(manifest: Manifest):
-    by_id = manifest.by_id()
+def _manifest_layouts(manifest: Manifest | ManifestParts):
+    students, layout_of_student = _roster(manifest)
 
     def layout(student_id: str) -> Layout:
-        record = by_id.get(student_id)
-        if record is None:
+        if student_id not in students:
             raise InputError("student_id", f"{student_id!r} is not in the manifest")
-        return layout_of(record.params)
+        return layout_of_student(student_id)
 
     return layout
+
+
+def _roster(manifest: Manifest | ManifestParts) -> tuple[dict[str, tuple[str, dict, Params | int]], Callable[[str], Layout]]:
+    """The manifest's students by id, each as (file stem, roster columns, params), and a
+    function from an id in it to that student's layout. ManifestParts in columns give each
+    student's row in the columns for params (pipeline.run's workers build the Params from
+    it), and need no StudentRecord built, which for a large class is worth it."""
+    if isinstance(manifest, ManifestParts) and manifest.columns is not None:
+        ids, stems, rosters, _, x, v, w = manifest.columns[:7]
+        usual = layout_for((x.shape[1], v.shape[1], w.shape[1]))
+        return {sid: (stem, roster, n) for n, (sid, stem, roster) in enumerate(zip(ids, stems, rosters))}, lambda _: usual
+    if isinstance(manifest, ManifestParts):
+        manifest = manifest.manifest()
+    by_id = manifest.by_id()
+    return {s.student_id: (s.file_stem, s.roster, s.params) for s in manifest.students}, lambda sid: layout_of(by_id[sid].params)
 
 
 def read_files(files: Sequence[str], manifest: Manifest | None, progress: Callable[[int], None] | None = None) -> list[Submission | InvalidSubmission]:
@@ -817,29 +830,40 @@ def read_class(
 
     results: list[Submission | InvalidSubmission] = chunked_map(_read_chunk, files, (usual,), progress, meanwhile=take_manifest)
     manifest = loaded[0]
-    if manifest is not None:
-        by_id, layouts = manifest.by_id(), _manifest_layouts(manifest)
-        for n, result in enumerate(results):
-            if result.student_id is None:
-                continue  # no id: the file was refused before any layout was asked for
-            record = by_id.get(result.student_id)
-            if record is None or layout_of(record.params) is not usual:
-                results[n] = read_submission(result.source, layouts)
+    recheck(results, manifest)
     return manifest, results
+
+
+def recheck(results: list, manifest: Manifest | ManifestParts | None) -> None:
+    """Read again, against ``manifest``, each file of ``results`` (read against HW#2's network
+    size, see read_class) whose student the manifest does not know or gives another size."""
+    if manifest is None:
+        return
+    usual = layout_of(HW2)
+    students, layout_of_student = _roster(manifest)
+    layouts = _manifest_layouts(manifest)
+    for n, result in enumerate(results):
+        sid = result.student_id
+        if sid is None:
+            continue  # no id: the file was refused before any layout was asked for
+        if sid not in students or layout_of_student(sid) is not usual:
+            results[n] = read_submission(result.source, layouts)
 
 
 Task = Union[GradeReport, "_Student"]  # a finished report (missing, invalid), or a student to grade
 
 
-def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest | None, rubric: Rubric) -> list[Task]:
+def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest | ManifestParts | None, rubric: Rubric) -> list[Task]:
     """What each record of the class needs, in the order results.json lists them: roster
     students by id (to grade, or already invalid or missing), then files matched to no student,
     by path.
 
     Without a manifest the roster is the set of ids found. Two files for one student: the newer
-    is graded (by modification time, then by path), and both are named in the report.
+    is graded (by modification time, then by path), and both are named in the report. (A
+    result needs only the fields of its student id, modification time and source here.)
     """
-    roster_ids = set(manifest.by_id()) if manifest is not None else None
+    records, _ = _roster(manifest) if manifest is not None else ({}, None)
+    roster_ids = records.keys() if manifest is not None else None
     by_student: dict[str, list] = {}
     unmatched: list[InvalidSubmission] = []
     for result in results:
@@ -850,18 +874,16 @@ def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest
             by_student.setdefault(sid, []).append(result)
 
     if manifest is not None:
-        records = {s.student_id: s for s in manifest.students}
         student_ids = sorted(records)
-        stems = distinct_stems({sid: records[sid].file_stem for sid in student_ids})
+        stems = distinct_stems({sid: records[sid][0] for sid in student_ids})
     else:
-        records = {}
         student_ids = sorted(by_student)
         stems = assign_stems(student_ids)
 
     tasks: list[Task] = []
     for sid in student_ids:
         record = records.get(sid)
-        extra: dict[str, Any] = {"roster": dict(record.roster) if record else {}, "file_stem": stems[sid]}
+        extra: dict[str, Any] = {"roster": dict(record[1]) if record else {}, "file_stem": stems[sid]}
         files_for = by_student.get(sid, [])
         if not files_for:
             tasks.append(_empty_report(rubric, MISSING, student_id=sid, **extra))
@@ -884,7 +906,7 @@ def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest
             )
             continue
         extra["warnings"] = notes
-        tasks.append(_Student(chosen, record.params if record else HW2, extra))
+        tasks.append(_Student(chosen, record[2] if record else HW2, extra))
 
     for result in sorted(unmatched, key=lambda r: r.source):
         tasks.append(

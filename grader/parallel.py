@@ -127,3 +127,113 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
         return value
 
     return wait
+
+
+class Crew:
+    """Forked worker processes that keep what they made between calls.
+
+    A pool hands each task to whichever worker is free, so whatever a task made must travel
+    back to be used again. A crew's calls name their worker: a worker can read some files in a
+    first call and grade them in a later one, and only what the caller needs travels (the
+    submissions of a class, pickled and unpickled, were a tenth of ``hwgen grade``).
+
+    Each worker answers every call with one reply, in order; ``replies`` yields them as they
+    come from whichever worker. The workers inherit this process as it is when the crew starts
+    (its imports, the list of files), so calls pass indices rather than data where they can.
+    A worker's exception is raised here when its reply is taken; a worker that dies is a
+    RuntimeError.
+    """
+
+    def __init__(self, size: int):
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self._connections = []
+        self._processes = []
+        self._pending = [0] * size  # calls sent to each worker and not yet answered
+        try:
+            for _ in range(size):
+                mine, theirs = context.Pipe()
+                process = context.Process(target=_serve, args=(theirs,), daemon=True)
+                process.start()
+                theirs.close()
+                self._connections.append(mine)
+                self._processes.append(process)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def size(self) -> int:
+        return len(self._connections)
+
+    def pending(self, worker: int) -> int:
+        return self._pending[worker]
+
+    def call(self, worker: int, func: Callable[..., Any], *args: Any) -> None:
+        """Ask ``worker`` for ``func(*args)`` (a module-level function: it is sent by name)."""
+        self._connections[worker].send((func, args))
+        self._pending[worker] += 1
+
+    def replies(self) -> Iterator[tuple[int, Any]]:
+        """(worker, result) for each call sent, as they come back, until none is pending; calls
+        sent while iterating are waited for too."""
+        from multiprocessing.connection import wait
+
+        while any(self._pending):
+            waiting = {self._connections[k]: k for k, count in enumerate(self._pending) if count}
+            for connection in wait(list(waiting)):
+                worker = waiting[connection]
+                try:
+                    ok, value = connection.recv()
+                except EOFError:
+                    raise RuntimeError("a worker process ended without its result") from None
+                self._pending[worker] -= 1
+                if not ok:
+                    raise value
+                yield worker, value
+
+    def close(self) -> None:
+        """Stop every worker (one in the middle of a call is terminated)."""
+        for connection, process in zip(self._connections, self._processes):
+            try:
+                connection.send(None)
+            except OSError:
+                pass
+            connection.close()
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        self._connections, self._processes = [], []
+
+    def __enter__(self) -> "Crew":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:  # a worker may be mid-call: do not wait for it
+            for process in self._processes:
+                process.terminate()
+        self.close()
+
+
+def _serve(connection: Any) -> None:
+    """A crew worker: run each call received and send back (ok, result or exception)."""
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if message is None:
+            break
+        func, args = message
+        try:
+            reply = (True, func(*args))
+        except BaseException as exc:  # travels back and is raised there
+            reply = (False, exc)
+        try:
+            connection.send(reply)
+        except Exception:  # the result or the exception does not pickle: say what it was
+            connection.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+    connection.close()

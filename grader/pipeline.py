@@ -5,23 +5,30 @@ Two passes over the class, each on every core (grader.parallel):
 1. read: every file is parsed and checked for form (grader.submission);
 2. grade and write: the students are matched to their files (grading.assign), then chunk by
    chunk graded in one batch (grading.complete_in_groups), their feedback written and their rows of the
-   gradebook files built (reports.write_outputs), which this process puts together at the end.
+   gradebook files built (reports.report_chunk), which this process puts together as they come.
 
 Between the two, this process decides which file is each student's, which needs all of them.
-The outputs are byte for byte those of grading.grade_files followed by reports.write_reports,
-which keep the whole gradebook in one process (for the library and the tests).
+For a large class (``run``) both passes are done by one crew of workers (parallel.Crew): a
+worker grades the files it read, so that only a few fields of each file travel to this
+process, and only a student's manifest row and roster back. The outputs are byte for byte
+those of grading.grade_files followed by reports.write_reports, which keep the whole gradebook
+in one process (for the library and the tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence
 
-from grader import grading, reports
-from grader.grading import Gradebook
+from grader import grading, parallel, reports
+from grader.grading import Gradebook, ManifestParts
 from grader.manifest import Manifest
+from grader.params import HW2, Params
+from grader.submission import InvalidSubmission, layout_of
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.tolerance import Tolerance
 
@@ -63,3 +70,199 @@ def write_graded(
     context = Gradebook((), s.tolerance, s.rubric, s.follow_through, manifest_used, tuple(s.skipped))
     grade = functools.partial(grading.complete_in_groups, tolerance=s.tolerance, rubric=s.rubric, follow_through=s.follow_through)
     return reports.write_outputs(context, out_dir, tasks, grade, s.assignment, s.reveal, progress)
+
+
+def run(
+    files: Sequence[str],
+    load_manifest: Callable[[], Manifest | ManifestParts] | None,
+    out_dir: str | os.PathLike,
+    settings: Settings = Settings(),
+    progress: Callable[[str, int], ContextManager[Any]] | None = None,
+) -> tuple[reports.Written, list[reports.Row]]:
+    """Everything ``hwgen grade`` does once the files are found: the manifest loaded with
+    ``load_manifest()`` (None: no manifest; see grading.read_class), every file read, every
+    student graded and every output written under ``out_dir``. ``progress(label, total)``, if
+    given, makes a progress bar (a context manager giving an object with ``update(count)``)
+    for each of the two passes.
+
+    A large class goes to a crew of workers (one per core) that read the files and then grade
+    the students whose files they read; the manifest loads in a process of its own meanwhile.
+    """
+    bar = progress or _no_progress
+    s = settings
+    if parallel.workers_for(len(files)) == 1:
+        with bar("Reading files", len(files)) as reading:
+            manifest, results = grading.read_class(files, load_manifest or _none, reading.update, apart=False)
+        tasks = grading.assign(results, manifest, s.rubric)
+        with bar("Grading and writing", len(tasks)) as writing:
+            return write_graded(tasks, manifest is not None, out_dir, s, writing.update)
+    loading = parallel.start_forked(load_manifest) if load_manifest is not None else _none
+    global _JOB
+    _JOB = (list(files), layout_of(HW2))  # what the workers inherit
+    try:
+        with parallel.Crew(parallel.workers_for(len(files))) as crew:
+            with bar("Reading files", len(files)) as reading:
+                results = _read_in(crew, len(files), reading.update)
+                manifest = loading()
+            grading.recheck(results, manifest)
+            tasks = grading.assign(results, manifest, s.rubric)
+            columns = manifest.columns if isinstance(manifest, ManifestParts) else None
+            shares = _shares(tasks, crew.size)
+            context = Gradebook((), s.tolerance, s.rubric, s.follow_through, manifest is not None, tuple(s.skipped))
+            grade = functools.partial(grading.complete_in_groups, tolerance=s.tolerance, rubric=s.rubric, follow_through=s.follow_through)
+
+            def produce(folder: str, fresh: bool) -> Iterator[tuple[int, list[reports.Row]]]:
+                return _grade_in(crew, shares, len(tasks), columns, (grade, context, s.reveal, folder, fresh))
+
+            with bar("Grading and writing", len(tasks)) as writing:
+                written, rows = reports.write_gradebook(context, out_dir, produce, s.assignment, writing.update)
+    finally:
+        _JOB = ()
+    return written, rows
+
+
+def _none() -> None:
+    return None
+
+
+class _NoBar:
+    def update(self, count: int) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _no_progress(label: str, total: int) -> Iterator[_NoBar]:
+    yield _NoBar()
+
+
+# --- The crew's two passes, as this process drives them --------------------------------------------
+
+
+class Held(NamedTuple):
+    """A well-formed file as this process knows it while a worker holds the Submission: what
+    grading.assign needs of it, and where it is."""
+
+    student_id: str
+    mtime_ns: int
+    source: str
+    worker: int
+    index: int  # in the list of files
+
+
+def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | None) -> list:
+    """Every file read by the crew, in order: an InvalidSubmission, or a Held for a Submission
+    the worker keeps. Chunks are handed out as workers finish, two at a time each."""
+    files = _JOB[0]
+    results: list = [None] * count
+    starts = iter(range(0, count, parallel.CHUNK))
+    for worker in range(crew.size):
+        for start in itertools.islice(starts, 2):
+            crew.call(worker, _read_part, start, min(start + parallel.CHUNK, count))
+    for worker, (start, part) in crew.replies():
+        for index, item in enumerate(part, start):
+            results[index] = item if isinstance(item, InvalidSubmission) else Held(item[0], item[1], files[index], worker, index)
+        if progress is not None:
+            progress(len(part))
+        start = next(starts, None)
+        if start is not None:
+            crew.call(worker, _read_part, start, min(start + parallel.CHUNK, count))
+    return results
+
+
+def _shares(tasks: Sequence[grading.Task], workers: int) -> list[list[tuple]]:
+    """Each worker's share of the second pass, in the order of ``tasks``: (index in tasks, what
+    to make of it). A student whose file a worker holds is that worker's, and travels as
+    (where the file is, their params: None for HW#2's, a row of the manifest's columns or
+    Params, the report's fields); any other task (a report already made, a file read here)
+    travels whole to the worker with the least to do."""
+    shares: list[list[tuple]] = [[] for _ in range(workers)]
+    for n, task in enumerate(tasks):
+        sub = getattr(task, "submission", None)
+        if type(sub) is Held:
+            shares[sub.worker].append((n, sub.index, None if task.params is HW2 else task.params, task.extra))
+        else:
+            min(shares, key=len).append((n, task))
+    return shares
+
+
+def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, columns: tuple | None, args: tuple) -> Iterator[tuple[int, list[reports.Row]]]:
+    """The second pass: each worker given its share, then asked for it chunk by chunk (two
+    chunks waiting each); the rows are yielded in the order of the tasks, as soon as every
+    earlier one is in."""
+    params = columns[4:] + (columns[3],) if columns is not None else None
+    for worker, share in enumerate(shares):
+        crew.call(worker, _take_share, share, params, args)
+    bounds = [iter([(lo, min(lo + parallel.CHUNK, len(share))) for lo in range(0, len(share), parallel.CHUNK)]) for share in shares]
+    for worker in range(crew.size):
+        for lo, hi in itertools.islice(bounds[worker], 2):
+            crew.call(worker, _grade_part, lo, hi)
+    rows: list = [None] * count
+    done = 0
+    for worker, reply in crew.replies():
+        if reply is None:  # the share was taken
+            continue
+        for n, row in reply:
+            rows[n] = row
+        following = next(bounds[worker], None)
+        if following is not None:
+            crew.call(worker, _grade_part, *following)
+        start = done
+        while done < count and rows[done] is not None:
+            done += 1
+        if done > start:
+            yield done - start, rows[start:done]
+
+
+# --- In a worker ------------------------------------------------------------------------------------
+
+_JOB: tuple = ()  # (files, the usual layout): set before the crew starts, inherited by its workers
+_HELD: dict[int, Any] = {}  # index in files -> the Submission this worker read
+_SHARE: list = []  # this worker's share of the second pass, and what it needs
+_SHARE_WITH: list = []  # [params columns or None, report_chunk's arguments]
+
+
+def _read_part(start: int, stop: int) -> tuple[int, list]:
+    """Files [start, stop) read and checked: each Submission is kept here, and only its student
+    id and modification time go back (an InvalidSubmission goes back whole)."""
+    files, usual = _JOB
+    out: list = []
+    for index, result in enumerate(grading._read_chunk(files[start:stop], usual), start):
+        if isinstance(result, InvalidSubmission):
+            out.append(result)
+        else:
+            _HELD[index] = result
+            out.append((result.student_id, result.mtime_ns))
+    return start, out
+
+
+def _params_row(columns: tuple, row: int) -> Params:
+    """A student's Params from the manifest's columns, as ManifestParts.manifest builds them."""
+    x, v, w, target, lr, activations = columns
+    return Params(x[row], v[row], w[row], target[row], float(lr[row]), activations[row])
+
+
+def _take_share(share: list, params: tuple | None, args: tuple) -> None:
+    _SHARE[:] = share
+    _SHARE_WITH[:] = [params, args]
+    reports._forget_patterns()
+
+
+def _grade_part(lo: int, hi: int) -> list[tuple[int, reports.Row]]:
+    """Rows [lo, hi) of this worker's share graded, their feedback written: (task index, Row) each."""
+    params, args = _SHARE_WITH
+    items, order = [], []
+    for entry in _SHARE[lo:hi]:
+        order.append(entry[0])
+        if len(entry) == 2:
+            task = entry[1]
+            if type(getattr(task, "params", None)) is int:  # a file read here, of a student in the columns
+                task = grading._Student(task.submission, _params_row(params, task.params), task.extra)
+            items.append(task)
+            continue
+        _, index, given, extra = entry
+        if given is None:
+            given = HW2
+        elif type(given) is int:
+            given = _params_row(params, given)
+        items.append(grading._Student(_HELD.pop(index), given, extra))
+    return list(zip(order, reports.report_chunk(items, *args)))

@@ -22,7 +22,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from grader import __version__, core, mistakes, render
@@ -871,6 +871,22 @@ def write_outputs(
     there yet. ``make_reports`` gives GradeReports, or (group, row) pairs of
     grading.complete_in_groups. ``context`` holds the settings (its own reports are not used).
     """
+    def produce(folder: str, fresh: bool) -> Iterator[tuple[int, list[Row]]]:
+        return map_chunks(report_chunk, list(items), (make_reports, context, reveal, folder, fresh))
+
+    return write_gradebook(context, out_dir, produce, assignment, progress)
+
+
+def write_gradebook(
+    context: Gradebook,
+    out_dir: str | os.PathLike,
+    produce: Callable[[str, bool], Iterable[tuple[int, list[Row]]]],
+    assignment: str = TITLE,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Written, list[Row]]:
+    """Every output under ``out_dir``: ``produce(folder, fresh)`` writes the feedback files in
+    ``folder`` (see report_chunk) and yields, in the order of results.json, parts of the rows as
+    (items done, rows); the gradebook files are written from them as they come."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     feedback_dir = out / "feedback"
@@ -892,7 +908,7 @@ def write_outputs(
             records = 0
             # Each chunk's feedback files are written where it is rendered (a worker process, for
             # a large class): the files are then created on every core, and never travel between them.
-            for count, part in map_chunks(_report_chunk, list(items), (make_reports, context, reveal, os.fspath(target), fresh)):
+            for count, part in produce(os.fspath(target), fresh):
                 rows += part
                 grades_file.write(_csv([row.grades for row in part]))
                 canvas_file.write(_csv([row.canvas for row in part if row.canvas is not None]))
@@ -918,7 +934,7 @@ def write_outputs(
     return Written(results, grades, canvas, feedback_dir, len(stems)), rows
 
 
-def _report_chunk(items: list, make_reports: Callable[[list], list], context: Gradebook, reveal: bool, folder: str, fresh: bool) -> list[Row]:
+def report_chunk(items: list, make_reports: Callable[[list], list], context: Gradebook, reveal: bool, folder: str, fresh: bool) -> list[Row]:
     """Each report of a chunk as its Row, its feedback file written in ``folder``: created
     when ``fresh`` (a new folder), else replaced only if its bytes changed."""
     parts = context.rubric.parts

@@ -179,3 +179,163 @@ def test_a_submission_read_in_a_worker_is_like_one_read_here(mixed_class, many_w
     results = grading.read_files(files, manifest)
     values = next(r.values for r in results if hasattr(r, "values"))
     assert values.flags.writeable and values.dtype == np.float64
+
+
+# --- pipeline.run: a crew of workers reads the files and grades the students it read ----------------
+
+
+@pytest.fixture()
+def uniform_class(tmp_path):
+    """A generated class of one network size, its manifest on disk (read in columns), with
+    right, slipped, doubled, unknown, broken and missing files, in two folders."""
+    from grader import variants
+
+    ids = [f"u{k:02d}" for k in range(9)]
+    records = tuple(StudentRecord(sid, sid, p, {"Student": f"U {sid}", "Section": "A"}) for sid, p in zip(ids, variants.variants("crew-seed", ids)))
+    manifest_path = tmp_path / "manifest.json"
+    Manifest(variants.seed_fingerprint("crew-seed"), records).write(manifest_path)
+    folders = [tmp_path / "in" / "one", tmp_path / "in" / "two"]
+    for folder in folders:
+        folder.mkdir(parents=True)
+    for k, record in enumerate(records[:-1]):  # the last student hands in nothing
+        answers = answers_to_json(solve_one(record.params))
+        if k % 3 == 1:
+            answers["u"][0] += 0.5  # a slip, carried forward by nobody: later entries wrong
+        (folders[k % 2] / f"{record.student_id}.json").write_text(json.dumps({"student_id": record.student_id, "answers": answers}))
+    twice = folders[1] / "u00-again.json"
+    twice.write_text(json.dumps({"student_id": "u00", "answers": {"u": [1, 2, 3, 4]}}))
+    os.utime(twice, ns=(2 * 10**18, 2 * 10**18))  # the newer of u00's two
+    (folders[0] / "stranger.json").write_text(json.dumps({"student_id": "nobody", "answers": {}}))
+    (folders[1] / "broken.json").write_text('{"student_id": "u02", "answers": NaN}')
+    files, _ = grading.collect_files([tmp_path / "in"])
+    return manifest_path, files
+
+
+def _run(files, load, out, settings=pipeline.Settings()):
+    return pipeline.run(files, load, out, settings)
+
+
+@pytest.mark.parametrize("reveal", [False, True])
+def test_a_class_run_by_a_crew_writes_what_one_process_writes(uniform_class, many_workers, tmp_path, monkeypatch, reveal):
+    manifest_path, files = uniform_class
+    settings = pipeline.Settings(reveal=reveal)
+    written, rows = _run(files, lambda: grading.read_manifest_parts(manifest_path), tmp_path / "crew", settings)
+    monkeypatch.setenv("HWGEN_WORKERS", "1")
+    _run(files, lambda: grading.read_manifest_parts(manifest_path), tmp_path / "one", settings)
+    assert folder_bytes(tmp_path / "crew") == folder_bytes(tmp_path / "one")
+    statuses = {row.student_id: row.status for row in rows}
+    assert statuses == {**{f"u{k:02d}": "graded" for k in range(8)}, "u02": INVALID, "u08": "missing", "nobody": INVALID}
+    assert written.feedback_files == 9
+
+
+def test_a_mixed_class_run_by_a_crew_writes_what_the_library_writes(mixed_class, many_workers, tmp_path, monkeypatch):
+    """Two network sizes (a manifest kept whole, files read again against it), a doubled and an unknown file."""
+    manifest, files = mixed_class
+    _run(files, lambda: manifest, tmp_path / "crew")
+    monkeypatch.setenv("HWGEN_WORKERS", "1")
+    write_reports(grade_files(files, manifest), tmp_path / "one")
+    assert folder_bytes(tmp_path / "crew") == folder_bytes(tmp_path / "one")
+
+
+def test_a_class_without_a_manifest_run_by_a_crew_writes_what_one_process_writes(uniform_class, many_workers, tmp_path, monkeypatch):
+    _, files = uniform_class
+    _run(files, None, tmp_path / "crew")
+    monkeypatch.setenv("HWGEN_WORKERS", "1")
+    _run(files, None, tmp_path / "one")
+    assert folder_bytes(tmp_path / "crew") == folder_bytes(tmp_path / "one")
+
+
+def test_a_regrade_by_a_crew_rewrites_nothing_that_has_not_changed(uniform_class, many_workers, tmp_path):
+    manifest_path, files = uniform_class
+    load = lambda: grading.read_manifest_parts(manifest_path)  # noqa: E731
+    _run(files, load, tmp_path / "out")
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "feedback").iterdir()}
+    first = folder_bytes(tmp_path / "out")
+    _run(files, load, tmp_path / "out")
+    assert folder_bytes(tmp_path / "out") == first
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "feedback").iterdir()} == before
+
+
+def test_the_progress_of_a_run_counts_every_file_and_every_record(uniform_class, many_workers, tmp_path):
+    import contextlib
+
+    manifest_path, files = uniform_class
+    counted: dict[str, list[int]] = {}
+
+    @contextlib.contextmanager
+    def bar(label, total):
+        counts = counted.setdefault(label, [total])
+
+        class Bar:
+            def update(self, count):
+                counts.append(count)
+
+        yield Bar()
+
+    _, rows = pipeline.run(files, lambda: grading.read_manifest_parts(manifest_path), tmp_path / "out", pipeline.Settings(), bar)
+    reading, writing = counted["Reading files"], counted["Grading and writing"]
+    assert reading[0] == sum(reading[1:]) == len(files)
+    assert writing[0] == sum(writing[1:]) == len(rows)
+
+
+def test_an_error_while_the_manifest_loads_in_a_run_stops_the_crew(uniform_class, many_workers, tmp_path):
+    import multiprocessing
+
+    _, files = uniform_class
+
+    def broken():
+        raise ValueError("the manifest is broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        _run(files, broken, tmp_path / "out")
+    assert multiprocessing.active_children() == []
+    assert pipeline._JOB == ()  # nothing left behind for a later run
+    assert not (tmp_path / "out").exists()
+
+
+# --- parallel.Crew ----------------------------------------------------------------------------------
+
+_KEPT: list = []
+
+
+def _keep(value):
+    _KEPT.append(value)
+    return len(_KEPT)
+
+
+def _kept():
+    return list(_KEPT)
+
+
+def _fail(message):
+    raise KeyError(message)
+
+
+def _die():
+    os._exit(3)
+
+
+def test_a_crew_worker_keeps_what_it_made_between_calls():
+    with parallel.Crew(2) as crew:
+        for value in "abc":
+            crew.call(0, _keep, value)
+        crew.call(1, _keep, "z")
+        assert sorted(crew.replies()) == [(0, 1), (0, 2), (0, 3), (1, 1)]
+        crew.call(0, _kept)
+        crew.call(1, _kept)
+        assert dict(crew.replies()) == {0: ["a", "b", "c"], 1: ["z"]}
+    assert _KEPT == []  # nothing was made in this process
+
+
+def test_a_crew_worker_s_exception_is_raised_here():
+    with parallel.Crew(1) as crew:
+        crew.call(0, _fail, "no such student")
+        with pytest.raises(KeyError, match="no such student"):
+            list(crew.replies())
+
+
+def test_a_crew_worker_that_dies_is_an_error_not_a_hang():
+    with parallel.Crew(1) as crew:
+        crew.call(0, _die)
+        with pytest.raises(RuntimeError, match="ended without its result"):
+            list(crew.replies())
