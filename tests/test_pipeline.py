@@ -339,3 +339,30 @@ def test_a_crew_worker_that_dies_is_an_error_not_a_hang():
         crew.call(0, _die)
         with pytest.raises(RuntimeError, match="ended without its result"):
             list(crew.replies())
+
+
+def _held() -> list[int]:
+    return sorted(pipeline._HELD)
+
+
+def test_uneven_shares_are_evened_out_with_their_submissions(uniform_class, many_workers):
+    """A worker that read every file hands the last half of its students to the other."""
+    from grader.submission import layout_of
+
+    _, files = uniform_class
+    pipeline._JOB = (files, layout_of(HW2))
+    try:
+        with parallel.Crew(2) as crew:
+            crew.call(0, pipeline._read_part, 0, len(files))
+            ((_, (_, part)),) = crew.replies()
+            held = [n for n, item in enumerate(part) if type(item) is tuple]
+            shares = [[(n, index, None, {}) for n, index in enumerate(held)], []]
+            pipeline._balance(crew, shares)
+            assert [len(s) for s in shares] == [(len(held) + 1) // 2, len(held) // 2]
+            assert [e[0] for e in shares[0] + shares[1]] == list(range(len(held)))  # each in task order
+            crew.call(0, _held)
+            crew.call(1, _held)
+            holding = {worker: value for worker, value in crew.replies() if value is not None}
+            assert holding == {0: [e[1] for e in shares[0]], 1: [e[1] for e in shares[1]]}
+    finally:
+        pipeline._JOB = ()
