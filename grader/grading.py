@@ -36,7 +36,7 @@ import numpy as np
 
 from grader import core, derivations, mistakes
 from grader.parallel import chunked_map, start_forked, workers_for
-from grader.filenames import assign_stems, distinct_stems, is_safe_stem, safe_stem
+from grader.filenames import all_safe_stems, assign_stems, distinct_stems, is_safe_stem, safe_stem
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
@@ -600,14 +600,18 @@ _STORED_ANSWERS = b'"answers": {'
 def _without_stored_answers(data: bytes) -> bytes:
     """The manifest text with each stored answers object replaced by null (see load_class_manifest);
     the text unchanged if any of them holds a brace, which hwgen never writes there."""
-    pieces = data.split(_STORED_ANSWERS)
-    out = [pieces[0]]
-    for piece in pieces[1:]:
-        end = piece.find(b"}")
-        if end < 0 or piece.find(b"{", 0, end) >= 0:
+    out = []
+    find, skip = data.find, len(_STORED_ANSWERS)
+    done = 0
+    start = find(_STORED_ANSWERS)
+    while start >= 0:
+        end = find(b"}", start + skip)
+        if end < 0 or find(b"{", start + skip, end) >= 0:
             return data
-        out.append(b'"answers": null')
-        out.append(piece[end + 1 :])
+        out += (data[done:start], b'"answers": null')
+        done = end + 1
+        start = find(_STORED_ANSWERS, done)
+    out.append(data[done:])
     return b"".join(out)
 
 
@@ -727,7 +731,8 @@ def _columns_fast(entries: list) -> tuple | None:
     if set(map(type, lrs)) - _NUMBER:
         return None
     stems = [entry.get("file_stem") for entry in entries]
-    stems = [stem if type(stem) is str and is_safe_stem(stem) else safe_stem(sid) for stem, sid in zip(stems, ids)]
+    if not all_safe_stems(stems):
+        stems = [stem if type(stem) is str and is_safe_stem(stem) else safe_stem(sid) for stem, sid in zip(stems, ids)]
     x, v, w, t, lr = (_stacked([p[k] for p in params], depth) for k, depth in (("x", 1), ("v", 2), ("w", 2), ("target", 1), ("lr", 0)))
     if x is None or v is None or w is None or t is None or lr is None or min(x.size, v.size, w.size, t.size) == 0:
         return None
