@@ -126,6 +126,13 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
             raise value
         return value
 
+    def cancel() -> None:
+        """Stop the process if its result is no longer wanted (nothing if it was taken)."""
+        process.terminate()
+        process.join()
+        receive.close()
+
+    wait.cancel = cancel  # type: ignore[attr-defined]
     return wait
 
 

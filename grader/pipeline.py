@@ -68,10 +68,15 @@ def write_graded(
 ) -> tuple[reports.Written, list[reports.Row]]:
     """The second pass: grade the students among ``tasks`` (grading.assign) chunk by chunk and
     write every output."""
-    s = settings
+    context, grade = _grading(settings, manifest_used)
+    return reports.write_outputs(context, out_dir, tasks, grade, settings.assignment, settings.reveal, progress)
+
+
+def _grading(s: Settings, manifest_used: bool) -> tuple[Gradebook, Callable[[Sequence[grading.Task]], list[grading.Graded]]]:
+    """The settings as the reports need them, and the function that grades a chunk of tasks."""
     context = Gradebook((), s.tolerance, s.rubric, s.follow_through, manifest_used, tuple(s.skipped))
     grade = functools.partial(grading.complete_in_groups, tolerance=s.tolerance, rubric=s.rubric, follow_through=s.follow_through)
-    return reports.write_outputs(context, out_dir, tasks, grade, s.assignment, s.reveal, progress)
+    return context, grade
 
 
 def run(
@@ -111,14 +116,16 @@ def run(
             columns = manifest.columns if isinstance(manifest, ManifestParts) else None
             shares = _shares(tasks, crew.size)
             _balance(crew, shares)
-            context = Gradebook((), s.tolerance, s.rubric, s.follow_through, manifest is not None, tuple(s.skipped))
-            grade = functools.partial(grading.complete_in_groups, tolerance=s.tolerance, rubric=s.rubric, follow_through=s.follow_through)
+            context, grade = _grading(s, manifest is not None)
 
             def produce(folder: str, fresh: bool) -> Iterator[tuple[int, list[reports.Row]]]:
                 return _grade_in(crew, shares, len(tasks), columns, (grade, context, s.reveal, folder, fresh))
 
             with bar("Grading and writing", len(tasks)) as writing:
                 written, rows = reports.write_gradebook(context, out_dir, produce, s.assignment, writing.update)
+    except BaseException:
+        getattr(loading, "cancel", _none)()  # a manifest not yet taken: its process is stopped
+        raise
     finally:
         _JOB = ()
     return written, rows

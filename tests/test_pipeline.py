@@ -366,3 +366,22 @@ def test_uneven_shares_are_evened_out_with_their_submissions(uniform_class, many
             assert holding == {0: [e[1] for e in shares[0]], 1: [e[1] for e in shares[1]]}
     finally:
         pipeline._JOB = ()
+
+
+def _fail_reading(start, stop):
+    raise OSError("the disk went away")
+
+
+def test_a_crew_error_while_the_manifest_still_loads_stops_that_process_too(uniform_class, many_workers, tmp_path, monkeypatch):
+    import multiprocessing
+    import time
+
+    _, files = uniform_class
+    monkeypatch.setattr(pipeline, "_read_part", _fail_reading)
+
+    def slow():
+        time.sleep(60)
+
+    with pytest.raises(OSError, match="went away"):
+        _run(files, slow, tmp_path / "out")
+    assert multiprocessing.active_children() == []
