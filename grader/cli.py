@@ -239,7 +239,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
 
         hwgen grade inbox/ --manifest class/manifest.json --reveal
     """
-    from grader import grading, pipeline, reports
+    from grader import grading, parallel, pipeline, reports
     from grader.rubric import load_rubric
     from grader.tolerance import Tolerance
 
@@ -266,6 +266,8 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
             settings,
             lambda label, total: _progress(bars, total, label),
         )
+    except parallel.WorkerError as exc:  # killed from outside (by the out-of-memory killer, say)
+        raise click.ClickException(f"{exc}; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)") from None
     except OSError as exc:  # the output folder, not a submission: those never raise
         raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
     for row in rows:

@@ -17,6 +17,10 @@ CHUNK = 500  # items per task: big enough to amortise the hand-over, small enoug
 _FORKED: tuple = ()  # what a forked worker inherits instead of having it pickled: (func, items, args)
 
 
+class WorkerError(RuntimeError):
+    """A worker process ended without finishing its work (killed, or out of memory)."""
+
+
 def workers_for(count: int) -> int:
     """How many processes to use for ``count`` items: one per core (HWGEN_WORKERS overrides),
     and one unless the items are many and processes can be forked (Linux)."""
@@ -117,8 +121,8 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
     def wait() -> Any:
         try:
             ok, value = receive.recv()
-        except EOFError:
-            raise RuntimeError("a worker process ended without its result") from None
+        except (EOFError, OSError):  # OSError: it died in the middle of its reply
+            raise WorkerError("a worker process ended without its result") from None
         finally:
             receive.close()
             process.join()
@@ -148,7 +152,7 @@ class Crew:
     come from whichever worker. The workers inherit this process as it is when the crew starts
     (its imports, the list of files), so calls pass indices rather than data where they can.
     A worker's exception is raised here when its reply is taken; a worker that dies is a
-    RuntimeError.
+    WorkerError.
     """
 
     def __init__(self, size: int):
@@ -179,7 +183,10 @@ class Crew:
 
     def call(self, worker: int, func: Callable[..., Any], *args: Any) -> None:
         """Ask ``worker`` for ``func(*args)`` (a module-level function: it is sent by name)."""
-        self._connections[worker].send((func, args))
+        try:
+            self._connections[worker].send((func, args))
+        except (BrokenPipeError, ConnectionResetError):
+            raise WorkerError("a worker process ended before its work was done") from None
         self._pending[worker] += 1
 
     def replies(self) -> Iterator[tuple[int, Any]]:
@@ -193,8 +200,8 @@ class Crew:
                 worker = waiting[connection]
                 try:
                     ok, value = connection.recv()
-                except EOFError:
-                    raise RuntimeError("a worker process ended without its result") from None
+                except (EOFError, OSError):  # OSError: it died in the middle of a reply
+                    raise WorkerError("a worker process ended without its result") from None
                 self._pending[worker] -= 1
                 if not ok:
                     raise value

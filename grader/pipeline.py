@@ -197,26 +197,31 @@ def _shares(tasks: Sequence[grading.Task], workers: int) -> list[list[tuple]]:
 
 def _balance(crew: parallel.Crew, shares: list[list[tuple]]) -> None:
     """Even out the shares, moving the last students of a worker with more than its part, with
-    their submissions, to the worker with the least.
+    their submissions, to the workers with the least.
 
     A worker's share is what it read, and the workers read at different speeds (the manifest
     loads beside them): shares of 8,000 and 12,000 were seen, which left one core idle for a
     tenth of the run. Moving a submission costs a few microseconds.
     """
-    even = -(-sum(map(len, shares)) // len(shares))
-    for giver, share in enumerate(shares):
-        excess = len(share) - even
-        if excess <= 0:
-            continue
-        moving = [pos for pos in range(len(share) - 1, -1, -1) if len(share[pos]) == 4][:excess]  # held students, last first
-        moved = [share[pos] for pos in reversed(moving)]
-        keep = set(moving)
-        share[:] = [entry for pos, entry in enumerate(share) if pos not in keep]
-        crew.call(giver, _hand_over, [entry[1] for entry in moved])
-        (_, submissions), = crew.replies()
-        taker = min(range(len(shares)), key=lambda k: len(shares[k]))
-        crew.call(taker, _take_over, submissions)  # its reply (None) is taken with the first rows
-        shares[taker] = sorted(shares[taker] + moved, key=operator.itemgetter(0))
+    workers = range(len(shares))
+    order = sorted(workers, key=lambda k: -len(shares[k]))
+    base, extra = divmod(sum(map(len, shares)), len(shares))
+    target = {k: base + (n < extra) for n, k in enumerate(order)}  # the busiest keep the odd ones
+    for giver in order:
+        share = shares[giver]
+        while len(share) > target[giver]:
+            taker = max(workers, key=lambda k: target[k] - len(shares[k]))
+            count = min(len(share) - target[giver], target[taker] - len(shares[taker]))
+            held = [pos for pos in range(len(share) - 1, -1, -1) if len(share[pos]) == 4][:count]  # its held students, last first
+            if count <= 0 or not held:
+                break
+            moved = [share[pos] for pos in reversed(held)]
+            leaving = set(held)
+            share[:] = [entry for pos, entry in enumerate(share) if pos not in leaving]
+            crew.call(giver, _hand_over, [entry[1] for entry in moved])
+            submissions = [value for worker, value in crew.replies() if worker == giver and value is not None][0]
+            crew.call(taker, _take_over, submissions)  # its reply (None) is taken with the next ones
+            shares[taker] = sorted(shares[taker] + moved, key=operator.itemgetter(0))
 
 
 def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, columns: tuple | None, args: tuple) -> Iterator[tuple[int, list[reports.Row]]]:

@@ -385,3 +385,51 @@ def test_a_crew_error_while_the_manifest_still_loads_stops_that_process_too(unif
     with pytest.raises(OSError, match="went away"):
         _run(files, slow, tmp_path / "out")
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("sizes", [(5, 5, 0), (0, 9, 0), (7, 0, 0, 1)])
+def test_shares_of_many_workers_are_evened_out(tmp_path, sizes):
+    """Two workers above the even share, a giver after its taker, four workers."""
+    from grader.submission import layout_of
+
+    for k in range(sum(sizes)):
+        (tmp_path / f"s{k:02d}.json").write_text(json.dumps({"student_id": f"s{k:02d}", "answers": answers_to_json(solve_one(HW2))}))
+    files, _ = grading.collect_files([tmp_path])
+    pipeline._JOB = (files, layout_of(HW2))
+    try:
+        with parallel.Crew(len(sizes)) as crew:
+            shares, start = [], 0
+            for worker, size in enumerate(sizes):
+                if size:
+                    crew.call(worker, pipeline._read_part, start, start + size)
+                shares.append([(n, n, None, {}) for n in range(start, start + size)])
+                start += size
+            list(crew.replies())
+            pipeline._balance(crew, shares)
+            assert max(map(len, shares)) - min(map(len, shares)) <= 1
+            assert sorted(e[0] for share in shares for e in share) == list(range(sum(sizes)))  # none lost, none twice
+            assert all([e[0] for e in share] == sorted(e[0] for e in share) for share in shares)
+            for worker in range(len(sizes)):
+                crew.call(worker, _held)
+            holding = {worker: value for worker, value in crew.replies() if value is not None}
+            assert {w: holding.get(w, []) for w in range(len(sizes))} == {w: [e[1] for e in share] for w, share in enumerate(shares)}
+    finally:
+        pipeline._JOB = ()
+
+
+def _die_reading(start, stop):
+    os._exit(9)  # as the out-of-memory killer would end it
+
+
+def test_grade_says_in_one_line_that_a_worker_died(uniform_class, many_workers, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
+    manifest_path, files = uniform_class
+    monkeypatch.setattr(pipeline, "_read_part", _die_reading)
+    result = CliRunner().invoke(cli, ["grade", *files, "--manifest", str(manifest_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Error: a worker process ended without its result; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)"
+    )
