@@ -122,7 +122,7 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
         try:
             ok, value = receive.recv()
         except (EOFError, OSError):  # OSError: it died in the middle of its reply
-            raise WorkerError("a worker process ended without its result") from None
+            raise WorkerError("a worker process ended before its work was done") from None
         finally:
             receive.close()
             process.join()
@@ -201,7 +201,7 @@ class Crew:
                 try:
                     ok, value = connection.recv()
                 except (EOFError, OSError):  # OSError: it died in the middle of a reply
-                    raise WorkerError("a worker process ended without its result") from None
+                    raise WorkerError("a worker process ended before its work was done") from None
                 self._pending[worker] -= 1
                 if not ok:
                     raise value

@@ -337,7 +337,7 @@ def test_a_crew_worker_s_exception_is_raised_here():
 def test_a_crew_worker_that_dies_is_an_error_not_a_hang():
     with parallel.Crew(1) as crew:
         crew.call(0, _die)
-        with pytest.raises(RuntimeError, match="ended without its result"):
+        with pytest.raises(RuntimeError, match="ended before its work was done"):
             list(crew.replies())
 
 
@@ -431,5 +431,5 @@ def test_grade_says_in_one_line_that_a_worker_died(uniform_class, many_workers, 
     result = CliRunner().invoke(cli, ["grade", *files, "--manifest", str(manifest_path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == (
-        "Error: a worker process ended without its result; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)"
+        "Error: a worker process ended before its work was done; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)"
     )
