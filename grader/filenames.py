@@ -46,10 +46,15 @@ def distinct_stems(stems: dict[str, str], reserved: tuple[str, ...] = ()) -> dic
     only (macOS and Windows folders ignore case), or one of the ``reserved`` names (a file of the
     tool's own, like keys/all.pdf), made distinct by a hash of the id: no two students may share
     a file. A hand-edited manifest can repeat a stem."""
-    taken: set[str] = {name.lower() for name in reserved}
     lowered = {stem.lower() for stem in stems.values()}
-    if len(lowered) == len(stems) and lowered.isdisjoint(taken):  # the usual class: nothing to change
-        return dict(stems)
+    if len(lowered) == len(stems) and lowered.isdisjoint(name.lower() for name in reserved):
+        return dict(stems)  # the usual class: nothing to change
+    return _distinct_one_by_one(stems, reserved)
+
+
+def _distinct_one_by_one(stems: dict[str, str], reserved: tuple[str, ...]) -> dict[str, str]:
+    """distinct_stems' rule, applied stem by stem in order."""
+    taken: set[str] = {name.lower() for name in reserved}
     out: dict[str, str] = {}
     for student_id, stem in stems.items():
         if stem.lower() in taken:
