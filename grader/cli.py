@@ -144,22 +144,9 @@ def variant(seed, student_id):
 PROGRESS_BAR_FROM = 500  # files; below this a run takes about a second and a bar is noise
 
 
-class _NoProgress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
-def _progress(shown: bool, length: int, label: str):
-    """A progress bar on standard error, or one that shows nothing (a short run)."""
-    import sys
-
-    return click.progressbar(length=length, label=label, file=sys.stderr) if shown else _NoProgress()
+def _progress_bar(label: str, total: int):
+    """A progress bar on standard error (grader.progress's ProgressFactory)."""
+    return click.progressbar(length=total, label=label, file=sys.stderr)
 
 
 def _finite_non_negative(ctx, param, value):
@@ -256,7 +243,6 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         click.echo(f"Skipped (not .json): {path}", err=True)
 
     settings = pipeline.Settings(tolerance, rubric, follow_through, tuple(skipped), assignment, reveal)
-    bars = len(files) >= PROGRESS_BAR_FROM
     try:
         # The manifest loads while worker processes read the files.
         written, rows = pipeline.run(
@@ -264,7 +250,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
             None if manifest_path is None else lambda: _read_manifest_parts(manifest_path),
             out_dir,
             settings,
-            lambda label, total: _progress(bars, total, label),
+            _progress_bar if len(files) >= PROGRESS_BAR_FROM else None,
         )
     except parallel.WorkerError as exc:  # killed from outside (by the out-of-memory killer, say)
         raise click.ClickException(f"{exc}; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)") from None
@@ -333,11 +319,7 @@ def check(file, manifest_path):
 
 def _progress_bars():
     """A progress-bar factory for grader.generate on a terminal; None (no output) otherwise."""
-    import sys
-
-    if not sys.stderr.isatty():
-        return None
-    return lambda label, total: click.progressbar(length=total, label=label, file=sys.stderr)
+    return _progress_bar if sys.stderr.isatty() else None
 
 
 def _load_roster(roster_path, count, id_column):

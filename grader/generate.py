@@ -27,13 +27,14 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from grader import render, variants
 from grader.filenames import assign_stems
 from grader.jsonio import InputError, dumps
 from grader.manifest import MANIFEST_NAME, Manifest, StudentRecord
 from grader.params import Params
+from grader.progress import ProgressFactory, no_progress
 from grader.roster import RosterEntry
 
 STUDENTS_DIR = "students"
@@ -43,11 +44,6 @@ STAGING_PREFIX = ".hwgen-staging-"
 TRASH_PREFIX = ".hwgen-old-"
 PDFLATEX_TIMEOUT = 120.0  # seconds for one key; a key compiles in well under 1 s
 PDFLATEX_SECONDS_PER_KEY = 2.0  # added to the timeout of all.pdf for each key in it
-
-# progress(label, total) -> a context manager whose .update(n) reports n more steps done
-# (click.progressbar has exactly this shape).
-ProgressFactory = Callable[[str, int], ContextManager[Any]]
-
 
 class PdfError(RuntimeError):
     """pdflatex failed or timed out; the message says which document and why."""
@@ -60,18 +56,6 @@ class GenerateResult:
     out_dir: Path
     students: int
     pdf: bool  # whether PDF keys (and all.pdf) were built
-
-
-class _NoProgress(contextlib.AbstractContextManager):
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        pass
-
-
-def _no_progress(label: str, total: int) -> ContextManager[Any]:
-    return _NoProgress()
 
 
 # --- The output folder ----------------------------------------------------------------------
@@ -241,7 +225,7 @@ def generate_class(
     ``workers``: processes that write students in parallel (default: one per CPU).
     """
     out_dir = Path(out_dir)
-    progress = progress or _no_progress
+    progress = progress or no_progress
     if not seed:
         raise InputError("--seed", "must not be empty")
     if not roster_entries:

@@ -17,19 +17,19 @@ in one process (for the library and the tests).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import operator
 import os
 import pickle
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from grader import grading, parallel, reports
 from grader.grading import Gradebook, ManifestParts
 from grader.manifest import Manifest
 from grader.params import HW2, Params
+from grader.progress import ProgressFactory, no_progress
 from grader.submission import InvalidSubmission, layout_of
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.tolerance import Tolerance
@@ -84,7 +84,7 @@ def run(
     load_manifest: Callable[[], Manifest | ManifestParts] | None,
     out_dir: str | os.PathLike,
     settings: Settings = Settings(),
-    progress: Callable[[str, int], ContextManager[Any]] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> tuple[reports.Written, list[reports.Row]]:
     """Everything ``hwgen grade`` does once the files are found: the manifest loaded with
     ``load_manifest()`` (None: no manifest; see grading.read_class), every file read, every
@@ -95,7 +95,7 @@ def run(
     A large class goes to a crew of workers (one per core) that read the files and then grade
     the students whose files they read; the manifest loads in a process of its own meanwhile.
     """
-    bar = progress or _no_progress
+    bar = progress or no_progress
     s = settings
     if parallel.workers_for(len(files)) == 1:
         with bar("Reading files", len(files)) as reading:
@@ -133,16 +133,6 @@ def run(
 
 def _none() -> None:
     return None
-
-
-class _NoBar:
-    def update(self, count: int) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _no_progress(label: str, total: int) -> Iterator[_NoBar]:
-    yield _NoBar()
 
 
 # --- The crew's two passes, as this process drives them --------------------------------------------
