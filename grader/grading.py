@@ -775,7 +775,11 @@ def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmissio
 
 
 def _manifest_layouts(manifest: Manifest | ManifestParts):
-    students, layout_of_student = _roster(manifest)
+    return _known_layouts(*_roster(manifest))
+
+
+def _known_layouts(students: Mapping[str, Any], layout_of_student: Callable[[str], Layout]):
+    """A student id -> layout function for read_submission, refusing ids not in ``students``."""
 
     def layout(student_id: str) -> Layout:
         if student_id not in students:
@@ -846,7 +850,7 @@ def recheck(results: list, manifest: Manifest | ManifestParts | None) -> None:
         return
     usual = layout_of(HW2)
     students, layout_of_student = _roster(manifest)
-    layouts = _manifest_layouts(manifest)
+    layouts = _known_layouts(students, layout_of_student)
     for n, result in enumerate(results):
         sid = result.student_id
         if sid is None:

@@ -218,7 +218,7 @@ def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, column
     """The second pass: each worker given its share, then asked for it chunk by chunk (two
     chunks waiting each); the rows are yielded in the order of the tasks, as soon as every
     earlier one is in."""
-    params = columns[4:] + (columns[3],) if columns is not None else None
+    params = columns[3:] if columns is not None else None  # activations, x, v, w, target, lr
     for worker, share in enumerate(shares):
         crew.call(worker, _take_share, share, params, args)
     bounds = [iter([(lo, min(lo + parallel.CHUNK, len(share))) for lo in range(0, len(share), parallel.CHUNK)]) for share in shares]
@@ -266,7 +266,7 @@ def _read_part(start: int, stop: int) -> tuple[int, list]:
 
 def _params_row(columns: tuple, row: int) -> Params:
     """A student's Params from the manifest's columns, as ManifestParts.manifest builds them."""
-    x, v, w, target, lr, activations = columns
+    activations, x, v, w, target, lr = columns
     return Params(x[row], v[row], w[row], target[row], float(lr[row]), activations[row])
 
 
