@@ -574,23 +574,27 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os
     skipped: list[str] = []
     seen: set[str] = set()
 
-    def add(path: str, key: str) -> None:
-        if key not in seen:
-            seen.add(key)
-            (found if path.lower().endswith(".json") else skipped).append(path)
-
     for path in map(os.fspath, paths):
         if not os.path.isdir(path):
-            add(path, os.path.realpath(path))
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                (found if path.lower().endswith(".json") else skipped).append(path)
             continue
         real_root = os.path.realpath(path)
         for root, dirs, files in os.walk(path):  # symlinked folders are not followed: no loops
             real = os.path.normpath(os.path.join(real_root, os.path.relpath(root, path)))
             dirs[:] = sorted(d for d in dirs if os.path.join(real, d) not in excluded)
             # A name from a folder listing has no separator and is never "." or "..": joined to
-            # a normal path, it is one (no normpath for each of thousands of files).
+            # a normal path, it is one (no normpath for each of thousands of files). Joining
+            # with "" ends a folder with its separator as os.path.join would put it, so that
+            # the folder's files are each a concatenation.
+            folder, real_folder = os.path.join(root, ""), os.path.join(real, "")
             for name in sorted(files):
-                add(os.path.join(root, name), os.path.join(real, name))
+                key = real_folder + name
+                if key not in seen:
+                    seen.add(key)
+                    (found if name.lower().endswith(".json") else skipped).append(folder + name)
     return found, skipped
 
 
@@ -793,7 +797,19 @@ def _roster(manifest: Manifest | ManifestParts) -> tuple[dict[str, tuple[str, di
     """The manifest's students by id, each as (file stem, roster columns, params), and a
     function from an id in it to that student's layout. ManifestParts in columns give each
     student's row in the columns for params (pipeline.run's workers build the Params from
-    it), and need no StudentRecord built, which for a large class is worth it."""
+    it), and need no StudentRecord built, which for a large class is worth it. The last
+    manifest's roster is kept: recheck and assign both ask for it."""
+    if _LAST_ROSTER and _LAST_ROSTER[0] is manifest:
+        return _LAST_ROSTER[1]
+    roster = _roster_of(manifest)
+    _LAST_ROSTER[:] = [manifest, roster]
+    return roster
+
+
+_LAST_ROSTER: list = []  # [a manifest, its _roster]
+
+
+def _roster_of(manifest: Manifest | ManifestParts) -> tuple[dict[str, tuple[str, dict, Params | int]], Callable[[str], Layout]]:
     if isinstance(manifest, ManifestParts) and manifest.columns is not None:
         ids, stems, rosters, _, x, v, w = manifest.columns[:7]
         usual = layout_for((x.shape[1], v.shape[1], w.shape[1]))
@@ -890,32 +906,34 @@ def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest
         stems = assign_stems(student_ids)
 
     tasks: list[Task] = []
-    for sid in student_ids:
-        record = records.get(sid)
-        extra: dict[str, Any] = {"roster": dict(record[1]) if record else {}, "file_stem": stems[sid]}
-        files_for = by_student.get(sid, [])
-        if not files_for:
-            tasks.append(_empty_report(rubric, MISSING, student_id=sid, **extra))
+    append = tasks.append
+    no_record = (None, {}, HW2)  # a student found without a manifest: no roster, HW#2's numbers
+    for sid in student_ids:  # the loop runs once per student of the class: kept lean
+        record = records.get(sid, no_record)
+        extra: dict[str, Any] = {"roster": dict(record[1]), "file_stem": stems[sid]}
+        files_for = by_student.get(sid)
+        if files_for is None:
+            append(_empty_report(rubric, MISSING, student_id=sid, **extra))
             continue
+        chosen = files_for[0]
+        notes = []
         if len(files_for) > 1:
             files_for.sort(key=lambda r: (r.mtime_ns, r.source))
-        chosen, older = files_for[-1], files_for[:-1]
-        notes = []
-        if older:
+            chosen, older = files_for[-1], files_for[:-1]
             extra["other_sources"] = tuple(r.source for r in older)
             notes.append(
                 f"{len(files_for)} files for this student: graded the newer {chosen.source}; not graded: "
                 + ", ".join(r.source for r in older)
             )
         if isinstance(chosen, InvalidSubmission):
-            tasks.append(
+            append(
                 _empty_report(
                     rubric, INVALID, student_id=sid, errors=chosen.problems, warnings=(*chosen.warnings, *notes), source=chosen.source, **extra
                 )
             )
             continue
         extra["warnings"] = notes
-        tasks.append(_Student(chosen, record[2] if record else HW2, extra))
+        append(_Student(chosen, record[2], extra))
 
     for result in sorted(unmatched, key=lambda r: r.source):
         tasks.append(

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 from grader import grading, parallel, reports
 from grader.grading import Gradebook, ManifestParts
 from grader.manifest import Manifest
-from grader.params import HW2, Params
+from grader.params import HW2, ParamsRow
 from grader.progress import ProgressFactory, no_progress
 from grader.submission import InvalidSubmission, layout_of
 from grader.rubric import DEFAULT_RUBRIC, Rubric
@@ -246,8 +246,9 @@ def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, column
 
 _JOB: tuple = ()  # (files, the usual layout): set before the crew starts, inherited by its workers
 _HELD: dict[int, Any] = {}  # index in files -> the Submission this worker read
-_SHARE: list = []  # this worker's share of the second pass, and what it needs
-_SHARE_WITH: list = []  # [params columns or None, report_chunk's arguments]
+_SHARE: list = []  # the task indices of this worker's share of the second pass
+_SHARE_WITH: list = []  # [report_chunk's arguments, the first of them the grading function]
+_GRADED: list = []  # the share, graded (grading.complete_in_groups)
 
 
 def _read_part(start: int, stop: int) -> tuple[int, list]:
@@ -264,12 +265,6 @@ def _read_part(start: int, stop: int) -> tuple[int, list]:
     return start, out
 
 
-def _params_row(columns: tuple, row: int) -> Params:
-    """A student's Params from the manifest's columns, as ManifestParts.manifest builds them."""
-    activations, x, v, w, target, lr = columns
-    return Params(x[row], v[row], w[row], target[row], float(lr[row]), activations[row])
-
-
 def _hand_over(indices: list[int]) -> bytes:
     """The Submissions at ``indices`` of the files, given up, pickled for another worker."""
     return pickle.dumps({index: _HELD.pop(index) for index in indices}, protocol=pickle.HIGHEST_PROTOCOL)
@@ -280,27 +275,35 @@ def _take_over(submissions: bytes) -> None:
 
 
 def _take_share(share: list, params: tuple | None, args: tuple) -> None:
-    _SHARE[:] = share
-    _SHARE_WITH[:] = [params, args]
+    """This worker's share of the second pass, graded as one batch (grading.complete_in_groups):
+    numpy's fixed cost per call is then paid once, not per chunk. The texts and files are made
+    chunk by chunk (_grade_part), so that rows flow back while the rest is written."""
     reports._forget_patterns()
+    grade = args[0]
+    _SHARE[:] = [entry[0] for entry in share]  # their indices in the tasks
+    _SHARE_WITH[:] = [args]
+    _GRADED[:] = grade([_task(entry, params) for entry in share])
+
+
+def _task(entry: tuple, params: tuple | None) -> Any:
+    """A task of the share (see _shares) as grading.complete_in_groups takes it."""
+    if len(entry) == 2:
+        task = entry[1]
+        if type(getattr(task, "params", None)) is int:  # a file read here, of a student in the columns
+            task = grading._Student(task.submission, ParamsRow(params, task.params), task.extra)
+        return task
+    _, index, given, extra = entry
+    if given is None:
+        given = HW2
+    elif type(given) is int:
+        given = ParamsRow(params, given)
+    return grading._Student(_HELD.pop(index), given, extra)
 
 
 def _grade_part(lo: int, hi: int) -> list[tuple[int, reports.Row]]:
-    """Rows [lo, hi) of this worker's share graded, their feedback written: (task index, Row) each."""
-    params, args = _SHARE_WITH
-    items, order = [], []
-    for entry in _SHARE[lo:hi]:
-        order.append(entry[0])
-        if len(entry) == 2:
-            task = entry[1]
-            if type(getattr(task, "params", None)) is int:  # a file read here, of a student in the columns
-                task = grading._Student(task.submission, _params_row(params, task.params), task.extra)
-            items.append(task)
-            continue
-        _, index, given, extra = entry
-        if given is None:
-            given = HW2
-        elif type(given) is int:
-            given = _params_row(params, given)
-        items.append(grading._Student(_HELD.pop(index), given, extra))
-    return list(zip(order, reports.report_chunk(items, *args)))
+    """Rows [lo, hi) of this worker's share, graded already, as texts, their feedback written:
+    (task index, Row) each."""
+    _, context, reveal, folder, fresh = _SHARE_WITH[0]
+    rows = reports.report_chunk(_GRADED[lo:hi], reports._as_they_are, context, reveal, folder, fresh)
+    _GRADED[lo:hi] = [None] * (hi - lo)  # done with: their groups' arrays can go once all are
+    return list(zip(_SHARE[lo:hi], rows))
