@@ -42,6 +42,7 @@ from grader.jsonio import (
     loads_strict,
     nesting_depth,
     read_bytes,
+    read_int,
 )
 from grader.params import Params, answer_shapes
 
@@ -207,7 +208,7 @@ def _lenient_json(text: str, repeated: list[str]) -> Any:
         return obj
 
     try:
-        return json.loads(text, parse_constant=NonFinite, parse_float=float_or_marker, object_pairs_hook=last_wins)
+        return json.loads(text, parse_constant=NonFinite, parse_float=float_or_marker, parse_int=read_int, object_pairs_hook=last_wins)
     except (ValueError, RecursionError):
         return None
 
@@ -424,12 +425,18 @@ def _kind(value: Any) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
+MAX_NUMERIC_ID = 10**40  # an id given as a number has fewer digits than this (a longer one is no id)
+
+
 def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | None:
     if "student_id" not in obj:
         problems.append("student_id: is missing")
         return None
     value = obj["student_id"]
     if isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_NUMERIC_ID < value < MAX_NUMERIC_ID:
+            problems.append(f"student_id: a number of more than {len(str(MAX_NUMERIC_ID)) - 1} digits is no student id; write the id in quotes")
+            return None
         # A numeric id (2018170622) is what a careful TA would read as that id's text.
         warnings.append(f"student_id: given as the number {value}; read as the text \"{value}\" (write it in quotes)")
         return str(value)

@@ -96,6 +96,19 @@ def test_malformed_samples_are_invalid_with_a_reason(workdir, sample):
     assert record["status"] == "invalid" and record["score"] == 0 and len(record["errors"]) == 1
 
 
+def test_an_integer_of_thousands_of_digits_is_one_line_and_the_class_is_graded(workdir):
+    big = json.loads((workdir / "submissions" / "right_4_decimals.json").read_text())
+    big["student_id"], big["answers"]["loss"] = "big-1", 12345.5
+    (workdir / "submissions" / "big.json").write_text(json.dumps(big).replace("12345.5", "1" + "0" * 5000))
+    result = run("grade", "submissions/")
+    assert result.exit_code == 0, result.output
+    records = {r["source"]: r for r in json.loads((workdir / "grades" / "results.json").read_text())["students"]}
+    assert records["submissions/big.json"]["errors"] == ["answers.loss: the number is too large to be finite"]
+    assert records["submissions/right_4_decimals.json"]["score"] == 40.0
+    checked = run("check", "submissions/big.json")
+    assert checked.exit_code == 1 and "answers.loss: the number is too large to be finite" in checked.stdout
+
+
 def test_grade_output_matches_the_golden_files(workdir):
     assert run("grade", "submissions/").exit_code == 0
     out = workdir / "grades"

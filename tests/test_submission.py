@@ -159,6 +159,32 @@ def test_a_huge_integer_is_refused(tmp_path):
     assert problems(read_text(tmp_path, text)) == ["answers.z[1]: the number is too large to be finite"]
 
 
+@pytest.mark.parametrize("digits", [4299, 4301, 5000, 100_000])
+def test_an_integer_longer_than_python_reads_is_refused_naming_the_field(tmp_path, digits):
+    # Python refuses to read integers of more than 4,300 digits (a ValueError, once a traceback
+    # that stopped the whole class).
+    text = json.dumps(with_answer("z", [1.0, 12345.5])).replace("12345.5", "-" + "9" * digits, 1)
+    assert problems(read_text(tmp_path, text)) == ["answers.z[1]: the number is too large to be finite"]
+
+
+def test_an_integer_longer_than_python_reads_in_an_unknown_key_is_only_warned_about(tmp_path):
+    text = json.dumps({"student_id": "s1", "answers": RIGHT, "note": 1}).replace('"note": 1', '"note": ' + "1" * 5000)
+    result = read_text(tmp_path, text)
+    assert isinstance(result, Submission) and result.warnings == ("note: unknown key, ignored",)
+
+
+def test_an_integer_longer_than_python_reads_beside_a_nan_still_names_the_student(tmp_path):
+    text = json.dumps(with_answer("z", [1.0, 12345.5])).replace("12345.5", "NaN", 1).replace("[1.0", "[" + "1" * 5000, 1)
+    result = read_text(tmp_path, text)
+    assert result.student_id == "s1" and "answers.z[1]: expected a number, got NaN, which is not a finite number (JSON allows only finite numbers)" in problems(result)
+
+
+@pytest.mark.parametrize("digits", [41, 5000])
+def test_a_numeric_student_id_too_long_to_be_an_id_is_refused(tmp_path, digits):
+    text = json.dumps({"student_id": 1, "answers": RIGHT}).replace('"student_id": 1', '"student_id": ' + "7" * digits)
+    assert problems(read_text(tmp_path, text)) == ["student_id: a number of more than 40 digits is no student id; write the id in quotes"]
+
+
 def test_a_non_finite_number_anywhere_is_refused(tmp_path):
     text = json.dumps({"student_id": "s1", "answers": RIGHT, "note": [1.0]}).replace("[1.0]", "[1e999]")
     assert problems(read_text(tmp_path, text)) == ["note[0]: the number is too large to be finite"]
