@@ -203,7 +203,7 @@ def _manifest_option(without: str):
 @click.option("--out", "out_dir", default="grades", show_default=True, type=click.Path(file_okay=False), help="Folder for results.json, grades.csv, canvas.csv and feedback/.")
 @click.option("--rtol", type=float, default=DEFAULT_RTOL, show_default=True, callback=_finite_non_negative, help="Relative tolerance: an entry is right when |answer - expected| <= atol + rtol * |expected|.")
 @click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True, callback=_finite_non_negative, help="Absolute tolerance; it is what grades an expected value of exactly 0.")
-@click.option("--sigfigs", type=click.IntRange(1, 15), default=None, metavar="N", help="Grade to N significant figures instead of --rtol.")
+@click.option("--sigfigs", type=click.IntRange(1, 15), default=None, metavar="N", help="Grade to N significant figures instead of --rtol (rtol becomes 10^(1-N)).")
 @click.option("--rubric", "rubric_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False), help="Rubric (TOML, or JSON) replacing the default grader/rubric.toml.")
 @click.option("--follow-through/--no-follow-through", default=True, show_default=True, help="Credit entries that are right for the student's own earlier (wrong) answers.")
 @click.option("--reveal", is_flag=True, help="Show the expected values in the feedback files.")

@@ -32,6 +32,9 @@ class Activation:
     name: str
     f: Callable[[np.ndarray], np.ndarray]
     df: Callable[[np.ndarray], np.ndarray]
+    # f'(u) written with h = f(u), as it is often computed by hand (ELU: h + 1 for u < 0;
+    # sigmoid: h (1 - h); tanh: 1 - h^2); None where f' has no such form.
+    df_from_h: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def _elu(u):
@@ -57,7 +60,7 @@ def _sigmoid_prime(u):
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("elu", _elu, _elu_prime),
+        Activation("elu", _elu, _elu_prime, lambda u, h: np.where(u >= 0, 1.0, h + 1.0)),
         # At u = 0 ReLU and leaky ReLU take the left derivative, as PyTorch and JAX do.
         Activation("relu", lambda u: np.maximum(u, 0.0), lambda u: np.where(u > 0, 1.0, 0.0)),
         Activation(
@@ -65,8 +68,8 @@ ACTIVATIONS: dict[str, Activation] = {
             lambda u: np.where(u > 0, u, LEAKY_RELU_SLOPE * u),
             lambda u: np.where(u > 0, 1.0, LEAKY_RELU_SLOPE),
         ),
-        Activation("sigmoid", _sigmoid, _sigmoid_prime),
-        Activation("tanh", np.tanh, lambda u: 1.0 - np.tanh(u) ** 2),
+        Activation("sigmoid", _sigmoid, _sigmoid_prime, lambda u, h: h * (1.0 - h)),
+        Activation("tanh", np.tanh, lambda u: 1.0 - np.tanh(u) ** 2, lambda u, h: 1.0 - h**2),
     )
 }
 

@@ -120,8 +120,17 @@ _FUNCTION_ARITY = MappingProxyType(
 # Lower-cased spelling -> canonical name.
 _FUNCTION_SPELLINGS = MappingProxyType({**{name.lower(): name for name in _FUNCTIONS}, "ln": "log"})
 
+def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """base ^ exponent, NaN for a negative base and an exponent that is not a whole number,
+    an infinite base included: NumPy gives inf for (-inf)^0.5 on an array of one element and
+    NaN on a longer one (its vectorised loop), so that an answer would depend on the batch."""
+    with np.errstate(invalid="ignore"):
+        fractional = exponent != np.floor(exponent)
+    return np.where((base < 0) & fractional, np.nan, np.power(base, exponent))
+
+
 _ARITHMETIC: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = MappingProxyType(
-    {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
+    {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": _power}
 )
 _COMPARISONS: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = MappingProxyType(
     {

@@ -189,11 +189,16 @@ def _close(tol: Tolerance, answer: np.ndarray, expected: np.ndarray, scale: np.n
 
 def _recomputed(
     stu: dict[str, np.ndarray], given: dict[str, np.ndarray], activation: str
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Each quantity recomputed from the student's own earlier answers (NaN where one is
     missing), and the size of the terms each was summed from (see Tolerance.allowance): a
     student who rounds every product by hand is consistent with their own answers within a
     tolerance of the terms, though the sum may cancel to far less (z = 2.04 - 1.62 - ... = 0.12).
+
+    Also dL/dv recomputed with f'(u) written with their h (ELU: h + 1 for u < 0), with its
+    term sizes: as right a route as e^u, but a rounded h carries its rounding into f', which
+    for a very negative u (h = -0.976 for u = -3.75: 0.024 against e^u = 0.0235) is more than
+    the tolerance of the key allows.
     """
     act = core.ACTIVATIONS[activation]
     x, v, w, target, lr = (given[k] for k in ("x", "v", "w", "target", "lr"))
@@ -219,7 +224,15 @@ def _recomputed(
             "w_new": np.abs(w) + lr[:, None, None] * np.abs(stu["grad_w"]),  # (N, K, J)
             "v_new": np.abs(v) + lr[:, None, None] * np.abs(stu["grad_v"]),  # (N, J, I)
         }
-    return values, scales
+        via_h = {}
+        if act.df_from_h is not None:
+            df_h = act.df_from_h(stu["u"], stu["h"])  # (N, J)  f'(u_j) from their h_j
+            dh = np.einsum("nk,nkj->nj", dz, w)  # (N, J)  dL/dh_j from their o
+            via_h["grad_v"] = (
+                (dh * df_h)[:, :, None] * x[:, None, :],  # (N, J, I)
+                (np.einsum("nk,nkj->nj", np.abs(dz), np.abs(w)) * np.abs(df_h))[:, :, None] * np.abs(x)[:, None, :],
+            )
+    return values, scales, via_h
 
 
 def _inputs_right(key: str, right: dict[str, np.ndarray], target: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -250,14 +263,16 @@ def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: 
     Asking for most of the pattern, not a single entry, is what tells mistakes apart where one
     entry coincides: with e^u = 0.5, ELU' taken as e^u - 1 flips the sign of that row of dL/dv
     exactly as o* - o does, but o* - o flips the other rows too. Asking for half, not all of
-    it, still names a mistake made alongside a slip in one of its entries.
+    it, still names a mistake made alongside a slip in one of its entries; asking for two
+    entries where it changes two or more keeps a slip that lands on one of them from naming it.
     """
     n = answer.shape[0]
     changed = given & np.isfinite(wrong_value) & np.isfinite(correct) & ~_close(tol, wrong_value, correct)
     matches = changed & _close(tol, answer, wrong_value) & ~_close(tol, answer, correct)
     n_changed = changed.reshape(n, -1).sum(axis=1)
     n_matched = matches.reshape(n, -1).sum(axis=1)
-    coherent = (n_matched >= 1) & (2 * n_matched >= n_changed)
+    # At least two entries where it changes two or more: one coincident entry names nothing.
+    coherent = (n_matched >= np.minimum(n_changed, 2)) & (n_matched >= 1) & (2 * n_matched >= n_changed)
     return matches & coherent.reshape((n,) + (1,) * (answer.ndim - 1))
 
 
@@ -274,7 +289,7 @@ def entry_codes(
     key, (N, *shape) int8, and the key's solution."""
     key_sol = core.solve(**given, activation=activation)
     n = len(key_sol)
-    ft_values, ft_scales = _recomputed(stu, given, activation)
+    ft_values, ft_scales, ft_via_h = _recomputed(stu, given, activation)
     key_chain = mistakes.chain_from(given, key_sol, activation)
     stu_chain = mistakes.chain_from(given, stu, activation)
     right: dict[str, np.ndarray] = {}
@@ -285,31 +300,26 @@ def entry_codes(
         is_right = _close(tolerance, answer, expected)
         ft_value = ft_values.get(key)
         is_follow = np.zeros_like(is_right)
+        # Right against the key, yet not from the student's own (wrong) earlier answers: two
+        # mistakes may have cancelled out (o* - o, then w + eta dL/dw), which is looked for below.
+        by_chance = np.zeros_like(is_right)
         if ft_value is not None:
             consistent = _close(tolerance, answer, ft_value, ft_scales.get(key))
-            is_right |= consistent & _inputs_right(key, right, given["target"], answer.shape)
+            inputs_right = _inputs_right(key, right, given["target"], answer.shape)
+            by_chance = is_right & ~inputs_right
+            is_right |= consistent & inputs_right
+            if key in ft_via_h:  # f'(u) written with h: right when h was right too
+                via_h = _close(tolerance, answer, *ft_via_h[key])
+                is_right |= via_h & inputs_right & right["h"][:, :, None]
+                consistent = consistent | via_h
+            by_chance &= ~consistent
             if follow_through:
                 is_follow = consistent & ~is_right
-        right[key] = is_right
         code = np.full(answer.shape, WRONG_CODE, dtype=np.int8)
         code[is_follow] = FOLLOW_CODE
         code[is_right] = RIGHT_CODE
-        open_ = code == WRONG_CODE
-        given_entries = ~np.isnan(answer)
-        for mistake in mistakes.applicable(key, activation):
-            if not open_.any():
-                break
-            found = np.zeros_like(open_)
-            for chain, correct in ((key_chain, expected), (stu_chain, ft_value)):
-                if correct is None:
-                    continue
-                wrong_value = mistakes.spoiled(chain, mistake)
-                if wrong_value.shape != answer.shape:
-                    continue  # a transposed non-square matrix: told apart by its shape (below)
-                found |= _made(tolerance, answer, wrong_value, correct, given_entries)
-            hit = open_ & found
-            code[hit] = MISTAKE_BASE + mistakes.MISTAKE_IDS.index(mistake.id)
-            open_ &= ~hit
+        _name_mistakes(code, (code == WRONG_CODE) | by_chance, key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
+        right[key] = code == RIGHT_CODE  # a value right by two mistakes cancelling is not
         if transposed is not None and key in transposed:
             # Values right, layout wrong: the entries that would have earned credit are the mistake.
             flip = transposed[key].reshape((n,) + (1,) * (answer.ndim - 1)) & ((code == RIGHT_CODE) | (code == FOLLOW_CODE))
@@ -317,6 +327,62 @@ def entry_codes(
         code[np.isnan(answer)] = MISSING_CODE
         codes[key] = code
     return codes, key_sol
+
+
+def _name_mistakes(
+    code: np.ndarray,
+    open_: np.ndarray,
+    key: str,
+    answer: np.ndarray,
+    expected: np.ndarray,
+    ft_value: np.ndarray | None,
+    key_chain: mistakes.Chain,
+    stu_chain: mistakes.Chain,
+    activation: str,
+    tolerance: Tolerance,
+) -> None:
+    """Mark in ``code`` the ``open_`` entries of answer ``key`` that show a catalogued mistake
+    (or two made together, mistakes.COMBINED), each computed from the key's earlier values and
+    from the student's own.
+
+    Per student, the mistakes are tried in the order of how many of the open entries each
+    explains (the catalogue's order on a tie), so that the one explaining the whole answer is
+    named: o* - o with ELU' taken as 1 gives, for a very negative u, the row that ELU' taken
+    as e^u - 1 alone gives, but the other rows only the pair explains.
+    """
+    candidates = mistakes.applicable(key, activation) + mistakes.combined(key, activation)
+    if not candidates or not open_.any():
+        return
+    n = answer.shape[0]
+    given_entries = ~np.isnan(answer)
+    found, labels = [], []
+    for mistake in candidates:
+        made = np.zeros_like(open_)
+        as_other = np.zeros_like(open_)  # entries the other mistake of a pair alone explains
+        for chain, correct in ((key_chain, expected), (stu_chain, ft_value)):
+            if correct is None:
+                continue
+            wrong_value = mistakes.spoiled(chain, mistake)
+            if wrong_value.shape != answer.shape:
+                continue  # a transposed non-square matrix: told apart by its shape (entry_codes)
+            here = _made(tolerance, answer, wrong_value, correct, given_entries)
+            if mistake.also is not None:
+                as_other |= here & _close(tolerance, wrong_value, mistakes.spoiled(chain, mistakes.alone(mistake.also, key)))
+            made |= here
+        found.append(made)
+        label = np.full(answer.shape, MISTAKE_BASE + mistakes.MISTAKE_IDS.index(mistake.id), dtype=np.int8)
+        if mistake.also is not None:
+            label[as_other] = MISTAKE_BASE + mistakes.MISTAKE_IDS.index(mistake.also)
+        labels.append(label)
+    found_all, labels_all = np.stack(found), np.stack(labels)  # (M, N, *shape)
+    explained = (found_all & open_).reshape(len(candidates), n, -1).sum(axis=2)  # (M, N)
+    order = np.argsort(-explained, axis=0, kind="stable")  # (M, N): most explained first, then catalogue order
+    students = np.arange(n)
+    for rank in range(len(candidates)):
+        pick = order[rank]  # (N,) each student's candidate of this rank
+        hit = open_ & found_all[pick, students]
+        code[hit] = labels_all[pick, students][hit]
+        open_ &= ~hit
 
 
 def credit_table(rubric: Rubric, follow_through: bool = True) -> np.ndarray:

@@ -3,12 +3,13 @@
 A mistake says which answer it spoils and how to compute the spoiled value from a ``Chain``:
 the given data of the instance plus the earlier quantities. The grader evaluates it twice,
 on the key's chain and on the student's own earlier answers, and names the mistake when a
-wrong entry matches either. Adding a mistake is adding one entry to ``CATALOGUE``.
+wrong entry matches either. Adding a mistake is adding one entry to ``CATALOGUE``; two that
+spoil the same answer and are often made together also get an entry in ``COMBINED``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -43,6 +44,9 @@ class Mistake:
     explanation: str  # one sentence for the student's feedback
     compute: Callable[[Chain], np.ndarray]  # the spoiled quantity, batched
     activations: tuple[str, ...] | None = None  # where it applies; None: every activation
+    # For a mistake made together with another (COMBINED): the other's id. Where the two
+    # together give what the other alone gives, the entries are that other mistake's.
+    also: str | None = None
 
 
 def _dh(c: Chain) -> np.ndarray:
@@ -144,6 +148,21 @@ CATALOGUE: tuple[Mistake, ...] = (
 MISTAKE_IDS = tuple(dict.fromkeys(m.id for m in CATALOGUE))
 
 
+def _with_target_minus_output(mistake: Mistake) -> Mistake:
+    """``mistake`` (a dL/dv computed with a wrong ELU') made with o* - o for o - o* as well.
+    dL/dv is linear in dL/dz, so the pair's value is the mistake's with its sign flipped."""
+    return replace(mistake, compute=lambda c: -mistake.compute(c), also="target-minus-output")
+
+
+# Mistakes made together in one answer, where neither alone explains it: a wrong ELU' and
+# o* - o both spoil dL/dv, and a student who makes both writes neither's value. (Mistakes in
+# different answers need no entry here: a later answer is checked against the student's own
+# earlier ones, mistakes and all.)
+COMBINED: tuple[Mistake, ...] = tuple(
+    _with_target_minus_output(m) for m in CATALOGUE if m.quantity == "grad_v" and m.id.startswith("elu-derivative-")
+)
+
+
 def for_activation(activation: str) -> tuple[Mistake, ...]:
     """The mistakes that can be made in a network with this hidden activation."""
     return tuple(m for m in CATALOGUE if m.activations is None or activation in m.activations)
@@ -152,6 +171,16 @@ def for_activation(activation: str) -> tuple[Mistake, ...]:
 def applicable(quantity: str, activation: str) -> tuple[Mistake, ...]:
     """The mistakes that can spoil ``quantity`` for a network with this hidden activation."""
     return tuple(m for m in for_activation(activation) if m.quantity == quantity)
+
+
+def combined(quantity: str, activation: str) -> tuple[Mistake, ...]:
+    """The pairs of mistakes (COMBINED) that can spoil ``quantity`` together."""
+    return tuple(m for m in COMBINED if m.quantity == quantity and (m.activations is None or activation in m.activations))
+
+
+def alone(mistake_id: str, quantity: str) -> Mistake:
+    """The catalogue's entry for ``mistake_id`` made in ``quantity``."""
+    return next(m for m in CATALOGUE if m.id == mistake_id and m.quantity == quantity)
 
 
 def explanation(mistake_id: str) -> str:

@@ -5,9 +5,11 @@ forgives rounding at every step of a hand computation; the absolute part is what
 expected value of exactly zero (the third row of dL/dv in HW#2 is zero, and no relative
 tolerance can accept a student's 0.0000 or -1e-17 there).
 
-With ``sigfigs`` set, the relative part is replaced by one unit in the N-th significant figure
-of the expected value: a student who rounds to N figures is off by at most half a unit, and
-carrying rounded values forward costs at most about another half.
+With ``sigfigs`` N set, the relative part is 10^(1-N), one unit in the N-th significant figure
+of a number whose first figure is 1: rounding a number to N figures errs by at most half of
+that, relatively, and carrying rounded numbers forward by about as much again. (One unit in
+the N-th figure of the expected value itself is not enough: 1.04 x -0.5 = -0.52, from 1.035
+rounded to 3 figures, is 2.5 units of the third figure from -0.5175.)
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ class Tolerance:
         each term by hand errs in proportion to the terms, not to a sum they cancel down to.
         """
         magnitude = np.abs(expected) if scale is None else np.maximum(np.abs(expected), scale)
-        if self.sigfigs is None:
-            return self.atol + self.rtol * magnitude
-        with np.errstate(divide="ignore"):
-            exponent = np.floor(np.log10(np.where(magnitude > 0, magnitude, 1.0)))
-        unit = np.where(magnitude > 0, 10.0 ** (exponent - self.sigfigs + 1), 0.0)
-        return self.atol + unit
+        return self.atol + self.relative * magnitude
+
+    @property
+    def relative(self) -> float:
+        """The relative part of the allowance: rtol, or 10^(1 - sigfigs) when that is set."""
+        return self.rtol if self.sigfigs is None else 10.0 ** (1 - self.sigfigs)
 
     def close(self, answer, expected, scale=None) -> np.ndarray:
         """Elementwise: is ``answer`` within tolerance of ``expected``? NaN is never close."""
@@ -51,7 +53,7 @@ class Tolerance:
 
     def describe(self) -> str:
         if self.sigfigs is not None:
-            return f"{self.sigfigs} significant figures (plus atol {self.atol:g})"
+            return f"{self.sigfigs} significant figures: |answer - expected| <= {self.atol:g} + {self.relative:g} * |expected|"
         return f"|answer - expected| <= {self.atol:g} + {self.rtol:g} * |expected|"
 
     def to_json(self) -> dict:

@@ -43,11 +43,15 @@ def exact(values):
     return np.asarray(values, dtype=float) + 0.0
 
 
-def hand_answers(p: Params, rounding=exact, mistake: str | None = None, slip=None, round_steps: bool = False) -> dict:
+def hand_answers(
+    p: Params, rounding=exact, mistake: str | tuple[str, ...] | None = None, slip=None, round_steps: bool = False, df_from_h: bool = False
+) -> dict:
     """A student's answers (JSON-ready): every step computed from their own previous rounded
-    step. ``mistake`` is a catalogue id made on the way; ``slip`` = (key, index, delta) adds an
-    arithmetic slip to one entry, carried forward; ``round_steps`` also rounds dL/dz, dL/dh,
-    f'(u) and dL/du, the steps in between."""
+    step. ``mistake`` is a catalogue id made on the way (or several, made together); ``slip`` =
+    (key, index, delta) adds an arithmetic slip to one entry, carried forward; ``round_steps``
+    also rounds dL/dz, dL/dh, f'(u) and dL/du, the steps in between; ``df_from_h`` takes f'(u)
+    from the rounded h (for ELU, h + 1 where u < 0) rather than from u."""
+    made = {mistake} if isinstance(mistake, str) else set(mistake or ())
     act = core.ACTIVATIONS[p.activation]
     step = rounding if round_steps else exact
     t = p.target
@@ -59,28 +63,28 @@ def hand_answers(p: Params, rounding=exact, mistake: str | None = None, slip=Non
         return rounding(value)
 
     u = slipped("u", p.v @ p.x)
-    h = slipped("h", np.maximum(u, 0.0) if mistake == "relu-for-elu" else act.f(u))
+    h = slipped("h", np.maximum(u, 0.0) if "relu-for-elu" in made else act.f(u))
     z = slipped("z", p.w @ h)
-    o = slipped("o", core.ACTIVATIONS["sigmoid"].f(z) if mistake == "sigmoid-output" else core.softmax(z[None])[0])
-    o_t = o[int(np.argmax(t))]
-    loss = slipped("loss", -np.log10(o_t) if mistake == "log10-loss" else -np.log(o_t))
-    dz = step(t - o if mistake == "target-minus-output" else o - t)
+    o = slipped("o", core.ACTIVATIONS["sigmoid"].f(z) if "sigmoid-output" in made else core.softmax(z[None])[0])
+    o_t = max(o[int(np.argmax(t))], 1e-4)  # a probability rounded away to 0 (sigmoid of a very negative z): no finite loss to write
+    loss = slipped("loss", -np.log10(o_t) if "log10-loss" in made else -np.log(o_t))
+    dz = step(t - o if "target-minus-output" in made else o - t)
     grad_w = slipped("grad_w", np.outer(dz, h))
-    df = act.df(u)
-    if mistake == "elu-derivative-zero":
+    df = act.df_from_h(u, h) if df_from_h else act.df(u)
+    if "elu-derivative-zero" in made:
         df = np.where(u >= 0, 1.0, 0.0)
-    elif mistake == "elu-derivative-one":
+    elif "elu-derivative-one" in made:
         df = np.ones_like(u)
-    elif mistake == "elu-derivative-expm1":
+    elif "elu-derivative-expm1" in made:
         df = np.where(u >= 0, 1.0, np.expm1(np.minimum(u, 0.0)))
     du = step(step(dz @ p.w) * step(df))
     grad_v = slipped("grad_v", np.outer(du, p.x))
-    sign = 1.0 if mistake == "gradient-ascent" else -1.0
+    sign = 1.0 if "gradient-ascent" in made else -1.0
     w_new = slipped("w_new", p.w + sign * p.lr * grad_w)
     v_new = slipped("v_new", p.v + sign * p.lr * grad_v)
     out = {"u": u, "h": h, "z": z, "o": o, "loss": loss, "grad_w": grad_w, "grad_v": grad_v, "w_new": w_new, "v_new": v_new}
     answers = {key: np.asarray(value).tolist() for key, value in out.items()}
-    if mistake == "transposed-gradient":
+    if "transposed-gradient" in made:
         answers["grad_v"] = np.asarray(grad_v).T.tolist()
     return answers
 
@@ -159,6 +163,24 @@ def test_a_nonzero_answer_where_zero_is_expected_is_wrong():
 def test_sigfigs_mode_gives_full_marks_to_work_rounded_to_that_many_figures():
     report = grade_answers(HW2, hand_answers(HW2, sig), tolerance=Tolerance(sigfigs=3))
     assert full_marks(report), not_right(report)
+
+
+@slow
+@given(seed=seeds, students=ids, figures=st.sampled_from([3, 4]))
+def test_sigfigs_mode_gives_full_marks_to_work_rounded_to_that_many_figures_on_any_variant(seed, students, figures):
+    # A rounded factor with first figure 1 (1.04 for 1.035) makes a product 2.5 units of its
+    # own third figure off (-0.52 for -0.5175): one unit of the expected value's is too little.
+    params = variants.variants(seed, students)
+    reports = grade_many(params, [hand_answers(p, lambda a: sig(a, figures)) for p in params], tolerance=Tolerance(sigfigs=figures))
+    assert all(full_marks(r) for r in reports), [not_right(r) for r in reports if not full_marks(r)]
+
+
+def test_sigfigs_mode_is_about_the_figures_asked_for():
+    # 0.5% off: within 3 significant figures' allowance (1%), outside 4's (0.1%).
+    answers = answers_to_json(HW2_KEY)
+    answers["z"] = [value * 1.005 for value in answers["z"]]
+    assert grade_answers(HW2, answers, tolerance=Tolerance(sigfigs=3)).quantity("z").statuses == ["right", "right"]
+    assert grade_answers(HW2, answers, tolerance=Tolerance(sigfigs=4)).quantity("z").statuses == ["wrong", "wrong"]
 
 
 # --- The real HW#2 student ----------------------------------------------------------------------
@@ -252,6 +274,99 @@ def test_two_mistakes_in_one_submission_are_both_named():
     answers = hand_answers(HW2, decimals(4), "log10-loss")
     answers["w_new"] = hand_answers(HW2, decimals(4), "gradient-ascent")["w_new"]
     assert grade_answers(HW2, answers).misconceptions == ("log10-loss", "gradient-ascent")
+
+
+ELU_DERIVATIVE_MISTAKES = ("elu-derivative-zero", "elu-derivative-one", "elu-derivative-expm1")
+
+
+@pytest.mark.parametrize("elu_mistake", ELU_DERIVATIVE_MISTAKES)
+def test_a_wrong_elu_derivative_with_target_minus_output_names_both_on_hw2(elu_mistake):
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), ("target-minus-output", elu_mistake)))
+    assert set(report.misconceptions) == {"target-minus-output", elu_mistake}, not_right(report)
+    assert "wrong" not in report.quantity("grad_v").statuses
+
+
+@slow
+@given(seed=seeds, students=ids, elu_mistake=st.sampled_from(ELU_DERIVATIVE_MISTAKES), rounded=st.booleans())
+def test_a_wrong_elu_derivative_with_target_minus_output_names_both_on_any_variant(seed, students, elu_mistake, rounded):
+    # For a very negative u, o* - o with ELU' taken as 1 gives the row ELU' taken as e^u - 1
+    # alone gives: only the rows of positive u tell the pair from the single mistake.
+    params = variants.variants(seed, students)
+    rounding = sig if rounded else decimals(4)
+    reports = grade_many(params, [hand_answers(p, rounding, ("target-minus-output", elu_mistake)) for p in params])
+    for r in reports:
+        assert set(r.misconceptions) == {"target-minus-output", elu_mistake}, not_right(r)
+
+
+def test_gradient_ascent_is_named_when_target_minus_output_cancels_it_on_hw2():
+    # w + eta (o* - o) h equals the key's w - eta (o - o*) h: two sign errors, one right-looking value.
+    report = grade_answers(HW2, hand_answers(HW2, decimals(4), ("target-minus-output", "gradient-ascent")))
+    assert set(report.misconceptions) == {"target-minus-output", "gradient-ascent"}
+    assert set(report.quantity("w_new").statuses) == {"mistake:gradient-ascent"}
+    # Where eta dL/dv is within the tolerance of v (its zero third row in HW#2, some small
+    # entries), adding or subtracting it gives the same: those entries are right either way.
+    v_new = report.quantity("v_new").statuses
+    assert set(v_new) == {"mistake:gradient-ascent", "right"} and v_new[6:9] == ["right"] * 3
+
+
+@slow
+@given(seed=seeds, students=ids, rounded=st.booleans())
+def test_gradient_ascent_is_named_when_target_minus_output_cancels_it_on_any_variant(seed, students, rounded):
+    params = variants.variants(seed, students)
+    rounding = sig if rounded else decimals(4)
+    reports = grade_many(params, [hand_answers(p, rounding, ("target-minus-output", "gradient-ascent")) for p in params])
+    for r in reports:
+        assert set(r.misconceptions) == {"target-minus-output", "gradient-ascent"}, not_right(r)
+
+
+def test_the_right_update_after_a_slip_in_the_gradient_stays_right():
+    # A value right against the key though not from the student's own (slipped) gradient is
+    # looked at for two mistakes cancelling; a plain slip is not that, and the update stays right.
+    answers = hand_answers(HW2, decimals(4), slip=("grad_w", (0, 1), 0.5))
+    answers["w_new"] = np.round(HW2.w - HW2.lr * HW2_KEY["grad_w"], 4).tolist()
+    report = grade_answers(HW2, answers)
+    assert report.misconceptions == () and set(report.quantity("w_new").statuses) == {"right"}
+
+
+# The hidden unit at u = -3.75: h = -0.976 to 3 figures, so h + 1 = 0.024 where e^u = 0.0235,
+# 2% off, which the key's 1% does not forgive, though it is the student's own h, right.
+VERY_NEGATIVE_U = Params(
+    x=np.array([1.5, 1.0, -0.5]),
+    v=np.array([[-1.5, -1.5, 0.0], [0.4, 0.3, -0.2], [1.0, -0.6, 0.8], [0.2, 0.9, -1.0]]),
+    w=np.array([[1.2, -0.7, 0.5, 0.9], [-0.8, 0.6, -1.1, 0.3]]),
+    target=np.array([0.0, 1.0]),
+    lr=0.1,
+)
+
+
+def test_elu_derivative_taken_as_h_plus_one_from_a_rounded_h_gets_full_marks():
+    assert solve_one(VERY_NEGATIVE_U)["u"][0] == pytest.approx(-3.75)
+    report = grade_answers(VERY_NEGATIVE_U, hand_answers(VERY_NEGATIVE_U, sig, df_from_h=True, round_steps=True))
+    assert full_marks(report) and report.misconceptions == (), not_right(report)
+
+
+@slow
+@given(seed=seeds, students=ids)
+def test_elu_derivative_taken_as_h_plus_one_gets_full_marks_on_any_variant(seed, students):
+    params = variants.variants(seed, students)
+    reports = grade_many(params, [hand_answers(p, sig, df_from_h=True) for p in params])
+    assert all(full_marks(r) and r.misconceptions == () for r in reports), [not_right(r) for r in reports if not full_marks(r)]
+
+
+def test_a_wrong_h_carried_into_h_plus_one_earns_follow_through_not_right():
+    answers = hand_answers(VERY_NEGATIVE_U, decimals(4), slip=("h", 0, 0.1), df_from_h=True)
+    statuses = grade_answers(VERY_NEGATIVE_U, answers).quantity("grad_v").statuses
+    assert statuses[:3] == ["follow-through"] * 3
+
+
+def test_one_entry_coinciding_with_a_mistake_that_changes_two_names_nothing():
+    # A slip that lands o_1 on sigmoid(z_1), o_2 right: sigmoid-output would change both.
+    answers = hand_answers(HW2, decimals(4))
+    sigmoid = core.ACTIVATIONS["sigmoid"].f(np.array(answers["z"]))
+    assert not TOL.close(sigmoid, HW2_KEY["o"]).any()
+    answers["o"][0] = round(float(sigmoid[0]), 4)
+    report = grade_answers(HW2, answers)
+    assert report.misconceptions == () and report.quantity("o").statuses == ["wrong", "right"]
 
 
 def test_a_mistake_is_not_named_from_one_coinciding_entry():
