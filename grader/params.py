@@ -163,25 +163,11 @@ class ParamsRow(NamedTuple):
         _, x, v, w = self.columns[:4]
         return x.shape[1], v.shape[1], w.shape[1]
 
-    @property
-    def x(self) -> np.ndarray:
-        return self.columns[1][self.row]
-
-    @property
-    def v(self) -> np.ndarray:
-        return self.columns[2][self.row]
-
-    @property
-    def w(self) -> np.ndarray:
-        return self.columns[3][self.row]
-
-    @property
-    def target(self) -> np.ndarray:
-        return self.columns[4][self.row]
-
-    @property
-    def lr(self) -> float:
-        return float(self.columns[5][self.row])
+    x = property(lambda self: self.columns[1][self.row], doc="(I,) input")
+    v = property(lambda self: self.columns[2][self.row], doc="(J, I) input -> hidden weights")
+    w = property(lambda self: self.columns[3][self.row], doc="(K, J) hidden -> output weights")
+    target = property(lambda self: self.columns[4][self.row], doc="(K,) one-hot o*")
+    lr = property(lambda self: float(self.columns[5][self.row]), doc="learning rate eta")
 
     def params(self) -> Params:
         return Params(self.x, self.v, self.w, self.target, self.lr, self.activation)

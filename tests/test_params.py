@@ -91,3 +91,22 @@ def test_strict_json_refuses_what_is_not_a_finite_number(text, message):
 def test_deep_nesting_is_refused_without_recursion_error():
     with pytest.raises(InputError):
         loads_strict("[" * 1_000_000)
+
+
+def _columns(instances: list[Params]) -> tuple:
+    """Instances as a manifest's columns hold them (grading.ManifestParts)."""
+    return ([p.activation for p in instances], *(np.array([getattr(p, k) for p in instances], dtype=np.float64) for k in ("x", "v", "w", "target", "lr")))
+
+
+def test_rows_of_columns_stack_as_their_params_do():
+    from grader import variants
+    from grader.params import ParamsRow, batch_groups, stack
+
+    instances = variants.variants("seed", [f"s{n}" for n in range(7)])
+    rows = [ParamsRow(_columns(instances), n) for n in (3, 0, 6, 6, 2)]
+    as_params = [row.params() for row in rows]
+    gathered, built = stack(rows), stack(as_params)
+    assert all(np.array_equal(gathered[k], built[k]) for k in ("x", "v", "w", "target", "lr"))
+    assert batch_groups(rows) == batch_groups(as_params) == {("elu", (3, 4, 2)): [0, 1, 2, 3, 4]}
+    mixed = [rows[0], HW2, rows[1]]  # rows and Params together: stacked one by one
+    assert np.array_equal(stack(mixed)["v"], np.array([rows[0].v, HW2.v, rows[1].v]))
