@@ -258,21 +258,24 @@ def _inputs_right(key: str, right: dict[str, np.ndarray], target: np.ndarray, sh
 
 def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: np.ndarray, given: np.ndarray) -> np.ndarray:
     """Entries that show a mistake made: wrong entries matching its value, in the students whose
-    answer matches it at half or more of the given entries it visibly changes.
+    answer matches it at half or more of the given entries it visibly changes, and at more of
+    them than are right.
 
     Asking for most of the pattern, not a single entry, is what tells mistakes apart where one
     entry coincides: with e^u = 0.5, ELU' taken as e^u - 1 flips the sign of that row of dL/dv
     exactly as o* - o does, but o* - o flips the other rows too. Asking for half, not all of
-    it, still names a mistake made alongside a slip in one of its entries; asking for two
-    entries where it changes two or more keeps a slip that lands on one of them from naming it.
+    it, still names a mistake made alongside a slip in one of its entries (sigmoid outputs with
+    a slip in o_2); asking for more matches than right entries keeps a slip that lands on one
+    of them from naming it (o_1 slipped onto sigmoid(z_1), o_2 the softmax's, right).
     """
     n = answer.shape[0]
     changed = given & np.isfinite(wrong_value) & np.isfinite(correct) & ~_close(tol, wrong_value, correct)
-    matches = changed & _close(tol, answer, wrong_value) & ~_close(tol, answer, correct)
+    right = _close(tol, answer, correct)
+    matches = changed & _close(tol, answer, wrong_value) & ~right
     n_changed = changed.reshape(n, -1).sum(axis=1)
     n_matched = matches.reshape(n, -1).sum(axis=1)
-    # At least two entries where it changes two or more: one coincident entry names nothing.
-    coherent = (n_matched >= np.minimum(n_changed, 2)) & (n_matched >= 1) & (2 * n_matched >= n_changed)
+    n_against = (changed & right).reshape(n, -1).sum(axis=1)  # entries the mistake would change, left right
+    coherent = (n_matched >= 1) & (2 * n_matched >= n_changed) & (n_matched > n_against)
     return matches & coherent.reshape((n,) + (1,) * (answer.ndim - 1))
 
 
@@ -300,25 +303,29 @@ def entry_codes(
         is_right = _close(tolerance, answer, expected)
         ft_value = ft_values.get(key)
         is_follow = np.zeros_like(is_right)
-        # Right against the key, yet not from the student's own (wrong) earlier answers: two
-        # mistakes may have cancelled out (o* - o, then w + eta dL/dw), which is looked for below.
+        consistent = np.zeros_like(is_right)
         by_chance = np.zeros_like(is_right)
         if ft_value is not None:
             consistent = _close(tolerance, answer, ft_value, ft_scales.get(key))
             inputs_right = _inputs_right(key, right, given["target"], answer.shape)
-            by_chance = is_right & ~inputs_right
+            if key in _STEPPED:  # an update right against the key, though not from the student's gradient
+                by_chance = is_right & ~consistent & _sign_flipped(tolerance, stu[_STEPPED[key]], getattr(key_sol, _STEPPED[key]))
             is_right |= consistent & inputs_right
-            if key in ft_via_h:  # f'(u) written with h: right when h was right too
-                via_h = _close(tolerance, answer, *ft_via_h[key])
+            if key in ft_via_h:  # f'(u) written with h, where h is right or a slip (not a named mistake)
+                h_usable = (codes["h"] < MISTAKE_BASE)[:, :, None]
+                via_h = _close(tolerance, answer, *ft_via_h[key]) & h_usable
                 is_right |= via_h & inputs_right & right["h"][:, :, None]
-                consistent = consistent | via_h
-            by_chance &= ~consistent
+                consistent |= via_h
             if follow_through:
                 is_follow = consistent & ~is_right
         code = np.full(answer.shape, WRONG_CODE, dtype=np.int8)
         code[is_follow] = FOLLOW_CODE
         code[is_right] = RIGHT_CODE
-        _name_mistakes(code, (code == WRONG_CODE) | by_chance, key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
+        # Open to a named mistake: wrong entries, unless they follow from the student's own earlier
+        # answers (the mistake is there, not here: so with --no-follow-through too), and updates
+        # right only because two sign errors cancelled (see _sign_flipped).
+        open_ = ((code == WRONG_CODE) & ~consistent) | by_chance
+        _name_mistakes(code, open_, key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
         right[key] = code == RIGHT_CODE  # a value right by two mistakes cancelling is not
         if transposed is not None and key in transposed:
             # Values right, layout wrong: the entries that would have earned credit are the mistake.
@@ -327,6 +334,20 @@ def entry_codes(
         code[np.isnan(answer)] = MISSING_CODE
         codes[key] = code
     return codes, key_sol
+
+
+_STEPPED = {"w_new": "grad_w", "v_new": "grad_v"}  # an update -> the gradient it steps along
+
+
+def _sign_flipped(tol: Tolerance, gradient: np.ndarray, key_gradient: np.ndarray) -> np.ndarray:
+    """(N, 1, 1): is the student's whole gradient the key's with its sign flipped (o* - o for
+    o - o*), and not zero? Then w + eta dL/dw, gradient ascent on it, gives the key's w_new: a
+    right-looking update made of two mistakes. Only the whole gradient flipped says so; a row
+    flipped by a slip, followed by the key's update, is an update that is right."""
+    n = gradient.shape[0]
+    flipped = _close(tol, gradient, -key_gradient).reshape(n, -1).all(axis=1)
+    unchanged = _close(tol, gradient, key_gradient).reshape(n, -1).all(axis=1)
+    return (flipped & ~unchanged)[:, None, None]
 
 
 def _name_mistakes(
