@@ -9,7 +9,10 @@ Every entry of every answer gets one status:
                     earlier answers, some of which were wrong (an error carried forward)
     mistake:<id>    wrong, and equal to what a catalogued mistake (grader/mistakes.py) gives on
                     the key's chain or on the student's own chain, in a student whose answer
-                    matches that mistake at every entry it visibly changes
+                    matches that mistake at most of the entries it visibly changes
+    cancelled:<id>  right against the key, full credit, but only because this mistake undid an
+                    earlier one: w + eta dL/dw on a dL/dw whose sign o* - o flipped. The
+                    mistake is named, as it was made
     wrong           none of the above
     missing         not given (null or absent)
 
@@ -50,8 +53,21 @@ GRADED, INVALID, MISSING = "graded", "invalid", "missing"  # a student's status
 # An entry's status is stored as a small integer code; mistakes follow the fixed codes.
 MISSING_CODE, WRONG_CODE, RIGHT_CODE, FOLLOW_CODE = 0, 1, 2, 3
 MISTAKE_BASE = 4
-STATUS_NAMES = ("missing", "wrong", "right", "follow-through", *(f"mistake:{m}" for m in mistakes.MISTAKE_IDS))
+CANCELLED_BASE = MISTAKE_BASE + len(mistakes.MISTAKE_IDS)
+STATUS_NAMES = (
+    "missing",
+    "wrong",
+    "right",
+    "follow-through",
+    *(f"mistake:{m}" for m in mistakes.MISTAKE_IDS),
+    *(f"cancelled:{m}" for m in mistakes.MISTAKE_IDS),
+)
 TRANSPOSED_CODE = MISTAKE_BASE + mistakes.MISTAKE_IDS.index("transposed-gradient")
+
+
+def mistake_of(code: int) -> str | None:
+    """The mistake id a status code names (mistake:<id> or cancelled:<id>), else None."""
+    return (STATUS_NAMES[code].partition(":")[2] or None) if code >= MISTAKE_BASE else None
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ class EntryResult:
     answer: float | None  # the student's value; None when missing
     expected: float  # the key's value
     credit: float  # points earned for this entry
-    mistake: str | None = None  # the mistake id when the status is mistake:<id>
+    mistake: str | None = None  # the mistake id when the status is mistake:<id> or cancelled:<id>
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,8 +107,7 @@ class QuantityResult:
     def entries(self) -> list[EntryResult]:
         """Every entry with its name, status, values and credit."""
         return [
-            EntryResult(name, STATUS_NAMES[code], None if answer != answer else answer, expected, credit,  # NaN -> None
-                        STATUS_NAMES[code].removeprefix("mistake:") if code >= MISTAKE_BASE else None)
+            EntryResult(name, STATUS_NAMES[code], None if answer != answer else answer, expected, credit, mistake_of(code))  # NaN -> None
             for name, code, answer, expected, credit in zip(
                 self.names, self.codes.tolist(), self.answer.tolist(), self.expected.tolist(), self.credit.tolist()
             )
@@ -322,11 +337,14 @@ def entry_codes(
         code[is_follow] = FOLLOW_CODE
         code[is_right] = RIGHT_CODE
         # Open to a named mistake: wrong entries, unless they follow from the student's own earlier
-        # answers (the mistake is there, not here: so with --no-follow-through too), and updates
-        # right only because two sign errors cancelled (see _sign_flipped).
-        open_ = ((code == WRONG_CODE) & ~consistent) | by_chance
-        _name_mistakes(code, open_, key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
-        right[key] = code == RIGHT_CODE  # a value right by two mistakes cancelling is not
+        # answers (the mistake is there, not here: so with --no-follow-through too).
+        _name_mistakes(code, (code == WRONG_CODE) & ~consistent, key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
+        if by_chance.any():  # updates right only because two sign errors cancelled (_sign_flipped)
+            named = code.copy()
+            _name_mistakes(named, by_chance.copy(), key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
+            cancelled = by_chance & (named >= MISTAKE_BASE)
+            code[cancelled] = named[cancelled] - MISTAKE_BASE + CANCELLED_BASE  # right, and the mistake named
+        right[key] = is_right
         if transposed is not None and key in transposed:
             # Values right, layout wrong: the entries that would have earned credit are the mistake.
             flip = transposed[key].reshape((n,) + (1,) * (answer.ndim - 1)) & ((code == RIGHT_CODE) | (code == FOLLOW_CODE))
@@ -410,6 +428,7 @@ def credit_table(rubric: Rubric, follow_through: bool = True) -> np.ndarray:
     """The fraction of an entry's points earned, indexed by status code."""
     table = np.zeros(len(STATUS_NAMES))
     table[RIGHT_CODE] = 1.0
+    table[CANCELLED_BASE:] = 1.0  # right against the key: the mistakes cancelling are named, not charged
     table[FOLLOW_CODE] = rubric.follow_through if follow_through else 0.0
     for n, mistake_id in enumerate(mistakes.MISTAKE_IDS):
         table[MISTAKE_BASE + n] = rubric.credit_for(mistake_id)
@@ -598,7 +617,9 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
         part: np.round(sum(entry_credit[:, layout.slices[key]].sum(axis=1) for key in keys), 6).tolist()
         for part, keys in rubric.answers.items()
     }
-    mistake_hits = np.stack([(all_codes == MISTAKE_BASE + m).any(axis=1) for m in range(len(mistakes.MISTAKE_IDS))], axis=1)
+    mistake_hits = np.stack(
+        [((all_codes == MISTAKE_BASE + m) | (all_codes == CANCELLED_BASE + m)).any(axis=1) for m in range(len(mistakes.MISTAKE_IDS))], axis=1
+    )
     mistake_hits[:, TRANSPOSED_CODE - MISTAKE_BASE] |= transposed["grad_w"] | transposed["grad_v"]
     follow_hits = np.stack([(codes[key].reshape(n, -1) == FOLLOW_CODE).any(axis=1) for key in core.ANSWER_KEYS], axis=1)
 

@@ -40,6 +40,7 @@ from grader.grading import (
     GradeReport,
     PartScore,
     credit_table,
+    mistake_of,
 )
 from grader.jsonio import AtomicFile, dumps, encode_text, write_atomic
 from grader.parallel import map_chunks
@@ -452,6 +453,8 @@ def _result_text(status: str) -> str:
         return "transposed: the values are right, the layout is not"
     if status.startswith("mistake:"):
         return "wrong: " + status.removeprefix("mistake:")
+    if status.startswith("cancelled:"):
+        return "right, but only as two mistakes cancel: " + status.removeprefix("cancelled:")
     return status
 
 
@@ -463,7 +466,7 @@ def _mark_mistakes(report: GradeReport, codes: list[int], where: dict[str, dict[
     for key in core.ANSWER_KEYS:
         for name, code in zip(layout.entry_names(key), codes[layout.slices[key]]):
             if code >= MISTAKE_BASE:
-                where.setdefault(STATUS_NAMES[code].removeprefix("mistake:"), {}).setdefault(key, []).append(name)
+                where.setdefault(mistake_of(code), {}).setdefault(key, []).append(name)
         if key in report.transposed:
             where.setdefault("transposed-gradient", {}).setdefault(key, [])
 

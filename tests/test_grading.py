@@ -338,14 +338,17 @@ def test_without_follow_through_a_mistake_names_nothing_downstream(mistake_id):
 
 
 def test_gradient_ascent_is_named_when_target_minus_output_cancels_it_on_hw2():
-    # w + eta (o* - o) h equals the key's w - eta (o - o*) h: two sign errors, one right-looking value.
+    # w + eta (o* - o) h equals the key's w - eta (o - o*) h: two sign errors, a right value.
     report = grade_answers(HW2, hand_answers(HW2, decimals(4), ("target-minus-output", "gradient-ascent")))
     assert set(report.misconceptions) == {"target-minus-output", "gradient-ascent"}
-    assert set(report.quantity("w_new").statuses) == {"mistake:gradient-ascent"}
-    # Where eta dL/dv is within the tolerance of v (its zero third row in HW#2, some small
-    # entries), adding or subtracting it gives the same: those entries are right either way.
+    # Right against the key, so full credit (an entry is right within tolerance of the key);
+    # named, as the mistake was made. Where eta dL/dv is within the tolerance of v (its zero
+    # third row in HW#2, some small entries), adding or subtracting it is the same: right.
+    assert set(report.quantity("w_new").statuses) == {"cancelled:gradient-ascent"}
     v_new = report.quantity("v_new").statuses
-    assert set(v_new) == {"mistake:gradient-ascent", "right"} and v_new[6:9] == ["right"] * 3
+    assert set(v_new) == {"cancelled:gradient-ascent", "right"} and v_new[6:9] == ["right"] * 3
+    alone = grade_answers(HW2, hand_answers(HW2, decimals(4), "target-minus-output"))
+    assert report.score == alone.score
 
 
 @slow
