@@ -203,7 +203,7 @@ def _manifest_option(without: str):
 @click.option("--out", "out_dir", default="grades", show_default=True, type=click.Path(file_okay=False), help="Folder for results.json, grades.csv, canvas.csv and feedback/.")
 @click.option("--rtol", type=float, default=DEFAULT_RTOL, show_default=True, callback=_finite_non_negative, help="Relative tolerance: an entry is right when |answer - expected| <= atol + rtol * |expected|.")
 @click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True, callback=_finite_non_negative, help="Absolute tolerance; it is what grades an expected value of exactly 0.")
-@click.option("--sigfigs", type=click.IntRange(1, 15), default=None, metavar="N", help="Grade to N significant figures instead of --rtol (rtol becomes 10^(1-N)).")
+@click.option("--sigfigs", type=click.IntRange(2, 15), default=None, metavar="N", help="Grade to N significant figures (2 to 15) instead of --rtol: the relative tolerance becomes 10^(1-N), so 3 is rtol 0.01.")
 @click.option("--rubric", "rubric_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False), help="Rubric (TOML, or JSON) replacing the default grader/rubric.toml.")
 @click.option("--follow-through/--no-follow-through", default=True, show_default=True, help="Credit entries that are right for the student's own earlier (wrong) answers.")
 @click.option("--reveal", is_flag=True, help="Show the expected values in the feedback files.")
@@ -235,6 +235,8 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         rubric = load_rubric(rubric_path)
     except InputError as exc:
         raise click.ClickException(f"{rubric_path}: {exc}") from None
+    if sigfigs is not None and click.get_current_context().get_parameter_source("rtol") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--rtol and --sigfigs both set the relative tolerance; give one of them")
     tolerance = Tolerance(rtol=rtol, atol=atol, sigfigs=sigfigs)
     files, skipped = grading.collect_files(submissions, exclude=[out_dir])
     if manifest_path is None:

@@ -60,6 +60,8 @@ STATUS_NAMES = (
     "right",
     "follow-through",
     *(f"mistake:{m}" for m in mistakes.MISTAKE_IDS),
+    # One for every mistake, though only gradient-ascent cancels another today (o* - o): a
+    # catalogue entry added later may too, and the codes stay in step with the ids.
     *(f"cancelled:{m}" for m in mistakes.MISTAKE_IDS),
 )
 TRANSPOSED_CODE = MISTAKE_BASE + mistakes.MISTAKE_IDS.index("transposed-gradient")
@@ -308,8 +310,7 @@ def entry_codes(
     key_sol = core.solve(**given, activation=activation)
     n = len(key_sol)
     ft_values, ft_scales, ft_via_h = _recomputed(stu, given, activation)
-    key_chain = mistakes.chain_from(given, key_sol, activation)
-    stu_chain = mistakes.chain_from(given, stu, activation)
+    search = _MistakeSearch(mistakes.chain_from(given, key_sol, activation), mistakes.chain_from(given, stu, activation), activation, tolerance)
     right: dict[str, np.ndarray] = {}
     codes: dict[str, np.ndarray] = {}
     for key in core.ANSWER_KEYS:
@@ -319,12 +320,12 @@ def entry_codes(
         ft_value = ft_values.get(key)
         is_follow = np.zeros_like(is_right)
         consistent = np.zeros_like(is_right)
-        by_chance = np.zeros_like(is_right)
+        cancels = np.zeros_like(is_right)
         if ft_value is not None:
             consistent = _close(tolerance, answer, ft_value, ft_scales.get(key))
             inputs_right = _inputs_right(key, right, given["target"], answer.shape)
             if key in _STEPPED:  # an update right against the key, though not from the student's gradient
-                by_chance = is_right & ~consistent & _sign_flipped(tolerance, stu[_STEPPED[key]], getattr(key_sol, _STEPPED[key]))
+                cancels = is_right & ~consistent & _sign_flipped(tolerance, stu[_STEPPED[key]], getattr(key_sol, _STEPPED[key]))
             is_right |= consistent & inputs_right
             if key in ft_via_h:  # f'(u) written with h, where h is right or a slip (not a named mistake)
                 h_usable = (codes["h"] < MISTAKE_BASE)[:, :, None]
@@ -338,12 +339,9 @@ def entry_codes(
         code[is_right] = RIGHT_CODE
         # Open to a named mistake: wrong entries, unless they follow from the student's own earlier
         # answers (the mistake is there, not here: so with --no-follow-through too).
-        _name_mistakes(code, (code == WRONG_CODE) & ~consistent, key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
-        if by_chance.any():  # updates right only because two sign errors cancelled (_sign_flipped)
-            named = code.copy()
-            _name_mistakes(named, by_chance.copy(), key, answer, expected, ft_value, key_chain, stu_chain, activation, tolerance)
-            cancelled = by_chance & (named >= MISTAKE_BASE)
-            code[cancelled] = named[cancelled] - MISTAKE_BASE + CANCELLED_BASE  # right, and the mistake named
+        search.name(code, (code == WRONG_CODE) & ~consistent, key, answer, expected, ft_value)
+        if cancels.any():
+            search.name_cancelled(code, cancels, key, answer, expected, ft_value)
         right[key] = is_right
         if transposed is not None and key in transposed:
             # Values right, layout wrong: the entries that would have earned credit are the mistake.
@@ -358,70 +356,80 @@ _STEPPED = {"w_new": "grad_w", "v_new": "grad_v"}  # an update -> the gradient i
 
 
 def _sign_flipped(tol: Tolerance, gradient: np.ndarray, key_gradient: np.ndarray) -> np.ndarray:
-    """(N, 1, 1): is the student's whole gradient the key's with its sign flipped (o* - o for
-    o - o*), and not zero? Then w + eta dL/dw, gradient ascent on it, gives the key's w_new: a
-    right-looking update made of two mistakes. Only the whole gradient flipped says so; a row
-    flipped by a slip, followed by the key's update, is an update that is right."""
+    """(N, 1, 1): is the student's gradient, wherever given, the key's with its sign flipped
+    (o* - o for o - o*), and not zero? Then w + eta dL/dw, gradient ascent on it, gives the
+    key's w_new: a right-looking update made of two mistakes. Only the whole gradient flipped
+    says so; a row flipped by a slip, followed by the key's update, is an update that is right."""
     n = gradient.shape[0]
-    flipped = _close(tol, gradient, -key_gradient).reshape(n, -1).all(axis=1)
-    unchanged = _close(tol, gradient, key_gradient).reshape(n, -1).all(axis=1)
-    return (flipped & ~unchanged)[:, None, None]
+    blank = np.isnan(gradient)
+    flipped = (_close(tol, gradient, -key_gradient) | blank).reshape(n, -1).all(axis=1)
+    unchanged = (_close(tol, gradient, key_gradient) | blank).reshape(n, -1).all(axis=1)
+    return (flipped & ~unchanged)[:, None, None]  # (a gradient left blank is unchanged)
 
 
-def _name_mistakes(
-    code: np.ndarray,
-    open_: np.ndarray,
-    key: str,
-    answer: np.ndarray,
-    expected: np.ndarray,
-    ft_value: np.ndarray | None,
-    key_chain: mistakes.Chain,
-    stu_chain: mistakes.Chain,
-    activation: str,
-    tolerance: Tolerance,
-) -> None:
-    """Mark in ``code`` the ``open_`` entries of answer ``key`` that show a catalogued mistake
-    (or two made together, mistakes.COMBINED), each computed from the key's earlier values and
-    from the student's own.
+class _MistakeSearch(NamedTuple):
+    """Where entry_codes looks for catalogued mistakes: each computed on the key's chain of
+    earlier values and on the student's own."""
 
-    Per student, the mistakes are tried in the order of how many of the open entries each
-    explains (the catalogue's order on a tie), so that the one explaining the whole answer is
-    named: o* - o with ELU' taken as 1 gives, for a very negative u, the row that ELU' taken
-    as e^u - 1 alone gives, but the other rows only the pair explains.
-    """
-    candidates = mistakes.applicable(key, activation) + mistakes.combined(key, activation)
-    if not candidates or not open_.any():
-        return
-    n = answer.shape[0]
-    given_entries = ~np.isnan(answer)
-    found, labels = [], []
-    for mistake in candidates:
-        made = np.zeros_like(open_)
-        as_other = np.zeros_like(open_)  # entries the other mistake of a pair alone explains
-        for chain, correct in ((key_chain, expected), (stu_chain, ft_value)):
+    key_chain: mistakes.Chain
+    student_chain: mistakes.Chain
+    activation: str
+    tolerance: Tolerance
+
+    def name(self, code: np.ndarray, open_: np.ndarray, key: str, answer: np.ndarray, expected: np.ndarray, ft_value: np.ndarray | None) -> None:
+        """Mark in ``code`` the ``open_`` entries of answer ``key`` that show a catalogued mistake
+        (or two made together, mistakes.COMBINED). ``ft_value`` is the answer recomputed from the
+        student's own earlier answers, what the mistake on their chain is told apart from.
+
+        Per student, the mistakes are tried in the order of how many of the open entries each
+        explains (the catalogue's order on a tie), so that the one explaining the whole answer
+        is named: o* - o with ELU' taken as 1 gives, for a very negative u, the row that ELU'
+        taken as e^u - 1 alone gives, but the other rows only the pair explains.
+        """
+        candidates = mistakes.applicable(key, self.activation) + mistakes.combined(key, self.activation)
+        if not candidates or not open_.any():
+            return
+        n = answer.shape[0]
+        found, labels = zip(*(self._found(mistake, key, answer, expected, ft_value) for mistake in candidates))
+        found_all, labels_all = np.stack(found), np.stack(labels)  # (M, N, *shape)
+        explained = (found_all & open_).reshape(len(candidates), n, -1).sum(axis=2)  # (M, N)
+        order = np.argsort(-explained, axis=0, kind="stable")  # (M, N): most explained first, then catalogue order
+        students = np.arange(n)
+        open_ = open_.copy()
+        for rank in range(len(candidates)):
+            pick = order[rank]  # (N,) each student's candidate of this rank
+            hit = open_ & found_all[pick, students]
+            code[hit] = labels_all[pick, students][hit]
+            open_ &= ~hit
+
+    def name_cancelled(self, code: np.ndarray, cancels: np.ndarray, key: str, answer: np.ndarray, expected: np.ndarray, ft_value: np.ndarray | None) -> None:
+        """Entries right against the key only because a mistake undid an earlier one (see
+        _sign_flipped): the mistake found there, as cancelled:<id>, which keeps the credit."""
+        named = code.copy()
+        self.name(named, cancels, key, answer, expected, ft_value)
+        cancelled = cancels & (named >= MISTAKE_BASE)
+        code[cancelled] = named[cancelled] - MISTAKE_BASE + CANCELLED_BASE
+
+    def _found(self, mistake: mistakes.Mistake, key: str, answer: np.ndarray, expected: np.ndarray, ft_value: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Where ``mistake`` shows (see _made) on either chain, and the code of each entry: the
+        mistake's, or for a pair, the other mistake's where that one alone explains the entry."""
+        given_entries = ~np.isnan(answer)
+        made = np.zeros(answer.shape, dtype=bool)
+        as_other = np.zeros(answer.shape, dtype=bool)
+        for chain, correct in ((self.key_chain, expected), (self.student_chain, ft_value)):
             if correct is None:
                 continue
             wrong_value = mistakes.spoiled(chain, mistake)
             if wrong_value.shape != answer.shape:
                 continue  # a transposed non-square matrix: told apart by its shape (entry_codes)
-            here = _made(tolerance, answer, wrong_value, correct, given_entries)
+            here = _made(self.tolerance, answer, wrong_value, correct, given_entries)
             if mistake.also is not None:
-                as_other |= here & _close(tolerance, wrong_value, mistakes.spoiled(chain, mistakes.alone(mistake.also, key)))
+                as_other |= here & _close(self.tolerance, wrong_value, mistakes.spoiled(chain, mistakes.alone(mistake.also, key)))
             made |= here
-        found.append(made)
         label = np.full(answer.shape, MISTAKE_BASE + mistakes.MISTAKE_IDS.index(mistake.id), dtype=np.int8)
         if mistake.also is not None:
             label[as_other] = MISTAKE_BASE + mistakes.MISTAKE_IDS.index(mistake.also)
-        labels.append(label)
-    found_all, labels_all = np.stack(found), np.stack(labels)  # (M, N, *shape)
-    explained = (found_all & open_).reshape(len(candidates), n, -1).sum(axis=2)  # (M, N)
-    order = np.argsort(-explained, axis=0, kind="stable")  # (M, N): most explained first, then catalogue order
-    students = np.arange(n)
-    for rank in range(len(candidates)):
-        pick = order[rank]  # (N,) each student's candidate of this rank
-        hit = open_ & found_all[pick, students]
-        code[hit] = labels_all[pick, students][hit]
-        open_ &= ~hit
+        return made, label
 
 
 def credit_table(rubric: Rubric, follow_through: bool = True) -> np.ndarray:

@@ -53,10 +53,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
-# Python refuses to turn a string of more than 4,300 digits into an int (ValueError, see
-# sys.set_int_max_str_digits). Such an integer is read as one far beyond any float instead, so
-# that it is refused where it stands like any other number too large to be finite.
-MAX_INT_DIGITS = 4000
+# Python refuses to turn a string of more than 4,300 digits into an int (ValueError), and a
+# user may lower that limit to 640 (PYTHONINTMAXSTRDIGITS). An integer of more than 400 digits,
+# far beyond any float (310 digits), is read as 10^400 instead, without asking Python to read
+# it, and refused where it stands like any other number too large to be finite.
+MAX_INT_DIGITS = 400
 _BEYOND_FLOAT = 10**400
 
 

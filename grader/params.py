@@ -153,6 +153,7 @@ class ParamsRow(NamedTuple):
 
     columns: tuple  # (activations, x, v, w, target, lr)
     row: int
+    # Like Params, not for comparing or hashing: the columns hold arrays (== would raise).
 
     @property
     def activation(self) -> str:

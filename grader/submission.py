@@ -425,7 +425,7 @@ def _kind(value: Any) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
-MAX_NUMERIC_ID = 10**40  # an id given as a number has fewer digits than this (a longer one is no id)
+MAX_ID_DIGITS = 40  # an id given as a number has at most this many digits (a longer one is no id)
 
 
 def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | None:
@@ -434,8 +434,8 @@ def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | No
         return None
     value = obj["student_id"]
     if isinstance(value, int) and not isinstance(value, bool):
-        if not -MAX_NUMERIC_ID < value < MAX_NUMERIC_ID:
-            problems.append(f"student_id: a number of more than {len(str(MAX_NUMERIC_ID)) - 1} digits is no student id; write the id in quotes")
+        if not -(10**MAX_ID_DIGITS) < value < 10**MAX_ID_DIGITS:
+            problems.append(f"student_id: a number of more than {MAX_ID_DIGITS} digits is no student id; write the id in quotes")
             return None
         # A numeric id (2018170622) is what a careful TA would read as that id's text.
         warnings.append(f"student_id: given as the number {value}; read as the text \"{value}\" (write it in quotes)")

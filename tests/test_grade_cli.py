@@ -158,6 +158,16 @@ def test_grade_sigfigs_records_the_tolerance(workdir):
     assert json.loads((workdir / "grades/results.json").read_text())["tolerance"]["sigfigs"] == 3
 
 
+def test_grade_sigfigs_and_rtol_together_is_a_usage_error(workdir):
+    result = run("grade", "submissions/", "--sigfigs", "3", "--rtol", "0.02")
+    assert result.exit_code == 2 and "--rtol and --sigfigs both set the relative tolerance; give one of them" in result.stderr
+
+
+def test_grade_sigfigs_below_2_is_a_usage_error(workdir):
+    # One figure would be a relative tolerance of 100%: any answer of the right sign is right.
+    assert run("grade", "submissions/", "--sigfigs", "1").exit_code == 2
+
+
 def test_grade_with_a_rubric_file(workdir):
     rubric = (ROOT / "grader" / "rubric.toml").read_text().replace("transposed-gradient = 0.5", "transposed-gradient = 1.0")
     (workdir / "r.toml").write_text(rubric)

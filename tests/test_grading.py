@@ -361,6 +361,15 @@ def test_gradient_ascent_is_named_when_target_minus_output_cancels_it_on_any_var
         assert set(r.misconceptions) == {"target-minus-output", "gradient-ascent"}, not_right(r)
 
 
+def test_the_cancelled_update_is_named_with_a_blank_in_the_gradient():
+    answers = hand_answers(HW2, decimals(4), ("target-minus-output", "gradient-ascent"))
+    answers["grad_w"][0][0] = None
+    report = grade_answers(HW2, answers)
+    assert set(report.misconceptions) == {"target-minus-output", "gradient-ascent"}
+    # The update of the blank entry says nothing of how it was made: right.
+    assert report.quantity("w_new").statuses == ["right"] + ["cancelled:gradient-ascent"] * 7
+
+
 def test_the_right_update_after_a_slip_in_the_gradient_stays_right():
     # A value right against the key though not from the student's own (slipped) gradient is
     # looked at for two mistakes cancelling; a plain slip is not that, and the update stays right.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -165,6 +166,17 @@ def test_an_integer_longer_than_python_reads_is_refused_naming_the_field(tmp_pat
     # that stopped the whole class).
     text = json.dumps(with_answer("z", [1.0, 12345.5])).replace("12345.5", "-" + "9" * digits, 1)
     assert problems(read_text(tmp_path, text)) == ["answers.z[1]: the number is too large to be finite"]
+
+
+def test_an_integer_longer_than_a_lowered_digit_limit_is_refused_naming_the_field(tmp_path):
+    # PYTHONINTMAXSTRDIGITS may lower Python's limit to 640 digits.
+    text = json.dumps(with_answer("z", [1.0, 12345.5])).replace("12345.5", "7" * 1000, 1)
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        assert problems(read_text(tmp_path, text)) == ["answers.z[1]: the number is too large to be finite"]
+    finally:
+        sys.set_int_max_str_digits(limit)
 
 
 def test_an_integer_longer_than_python_reads_in_an_unknown_key_is_only_warned_about(tmp_path):
