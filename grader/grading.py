@@ -339,9 +339,7 @@ def entry_codes(
         code[is_right] = RIGHT_CODE
         # Open to a named mistake: wrong entries, unless they follow from the student's own earlier
         # answers (the mistake is there, not here: so with --no-follow-through too).
-        search.name(code, (code == WRONG_CODE) & ~consistent, key, answer, expected, ft_value)
-        if cancels.any():
-            search.name_cancelled(code, cancels, key, answer, expected, ft_value)
+        search.name(code, (code == WRONG_CODE) & ~consistent, key, answer, expected, ft_value, cancels)
         right[key] = is_right
         if transposed is not None and key in transposed:
             # Values right, layout wrong: the entries that would have earned credit are the mistake.
@@ -376,10 +374,21 @@ class _MistakeSearch(NamedTuple):
     activation: str
     tolerance: Tolerance
 
-    def name(self, code: np.ndarray, open_: np.ndarray, key: str, answer: np.ndarray, expected: np.ndarray, ft_value: np.ndarray | None) -> None:
+    def name(
+        self,
+        code: np.ndarray,
+        open_: np.ndarray,
+        key: str,
+        answer: np.ndarray,
+        expected: np.ndarray,
+        ft_value: np.ndarray | None,
+        cancels: np.ndarray | None = None,
+    ) -> None:
         """Mark in ``code`` the ``open_`` entries of answer ``key`` that show a catalogued mistake
         (or two made together, mistakes.COMBINED). ``ft_value`` is the answer recomputed from the
         student's own earlier answers, what the mistake on their chain is told apart from.
+        ``cancels``: entries right against the key only because a mistake undid an earlier one
+        (see _sign_flipped); a mistake found there is marked cancelled:<id>, which keeps the credit.
 
         Per student, the mistakes are tried in the order of how many of the open entries each
         explains (the catalogue's order on a tie), so that the one explaining the whole answer
@@ -387,28 +396,17 @@ class _MistakeSearch(NamedTuple):
         taken as e^u - 1 alone gives, but the other rows only the pair explains.
         """
         candidates = mistakes.applicable(key, self.activation) + mistakes.combined(key, self.activation)
-        if not candidates or not open_.any():
+        cancels = cancels if cancels is not None and cancels.any() else None
+        if not candidates or not (open_.any() or cancels is not None):
             return
-        n = answer.shape[0]
         found, labels = zip(*(self._found(mistake, key, answer, expected, ft_value) for mistake in candidates))
         found_all, labels_all = np.stack(found), np.stack(labels)  # (M, N, *shape)
-        explained = (found_all & open_).reshape(len(candidates), n, -1).sum(axis=2)  # (M, N)
-        order = np.argsort(-explained, axis=0, kind="stable")  # (M, N): most explained first, then catalogue order
-        students = np.arange(n)
-        open_ = open_.copy()
-        for rank in range(len(candidates)):
-            pick = order[rank]  # (N,) each student's candidate of this rank
-            hit = open_ & found_all[pick, students]
-            code[hit] = labels_all[pick, students][hit]
-            open_ &= ~hit
-
-    def name_cancelled(self, code: np.ndarray, cancels: np.ndarray, key: str, answer: np.ndarray, expected: np.ndarray, ft_value: np.ndarray | None) -> None:
-        """Entries right against the key only because a mistake undid an earlier one (see
-        _sign_flipped): the mistake found there, as cancelled:<id>, which keeps the credit."""
-        named = code.copy()
-        self.name(named, cancels, key, answer, expected, ft_value)
-        cancelled = cancels & (named >= MISTAKE_BASE)
-        code[cancelled] = named[cancelled] - MISTAKE_BASE + CANCELLED_BASE
+        _mark_found(code, open_, found_all, labels_all)
+        if cancels is not None:
+            named = code.copy()
+            _mark_found(named, cancels, found_all, labels_all)
+            cancelled = cancels & (named >= MISTAKE_BASE)
+            code[cancelled] = named[cancelled] - MISTAKE_BASE + CANCELLED_BASE
 
     def _found(self, mistake: mistakes.Mistake, key: str, answer: np.ndarray, expected: np.ndarray, ft_value: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Where ``mistake`` shows (see _made) on either chain, and the code of each entry: the
@@ -430,6 +428,22 @@ class _MistakeSearch(NamedTuple):
         if mistake.also is not None:
             label[as_other] = MISTAKE_BASE + mistakes.MISTAKE_IDS.index(mistake.also)
         return made, label
+
+
+def _mark_found(code: np.ndarray, open_: np.ndarray, found: np.ndarray, labels: np.ndarray) -> None:
+    """Mark the ``open_`` entries in ``code`` with the ``labels`` of the candidate mistakes
+    ``found`` there, (M, N, *shape) each: per student, the candidate explaining most of the
+    open entries first, then the catalogue's order."""
+    n = code.shape[0]
+    explained = (found & open_).reshape(len(found), n, -1).sum(axis=2)  # (M, N)
+    order = np.argsort(-explained, axis=0, kind="stable")  # (M, N)
+    students = np.arange(n)
+    open_ = open_.copy()
+    for rank in range(len(found)):
+        pick = order[rank]  # (N,) each student's candidate of this rank
+        hit = open_ & found[pick, students]
+        code[hit] = labels[pick, students][hit]
+        open_ &= ~hit
 
 
 def credit_table(rubric: Rubric, follow_through: bool = True) -> np.ndarray:
