@@ -163,9 +163,13 @@ COMBINED: tuple[Mistake, ...] = tuple(
 )
 
 
+def _applies(mistake: Mistake, activation: str) -> bool:
+    return mistake.activations is None or activation in mistake.activations
+
+
 def for_activation(activation: str) -> tuple[Mistake, ...]:
     """The mistakes that can be made in a network with this hidden activation."""
-    return tuple(m for m in CATALOGUE if m.activations is None or activation in m.activations)
+    return tuple(m for m in CATALOGUE if _applies(m, activation))
 
 
 def applicable(quantity: str, activation: str) -> tuple[Mistake, ...]:
@@ -175,7 +179,7 @@ def applicable(quantity: str, activation: str) -> tuple[Mistake, ...]:
 
 def combined(quantity: str, activation: str) -> tuple[Mistake, ...]:
     """The pairs of mistakes (COMBINED) that can spoil ``quantity`` together."""
-    return tuple(m for m in COMBINED if m.quantity == quantity and (m.activations is None or activation in m.activations))
+    return tuple(m for m in COMBINED if m.quantity == quantity and _applies(m, activation))
 
 
 def alone(mistake_id: str, quantity: str) -> Mistake:
