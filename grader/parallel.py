@@ -91,7 +91,8 @@ def map_chunks(
 
 def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
     """Start ``func()`` in a forked process now, and return a function that waits for its
-    result (raising what it raised), so that this process can do other work meanwhile. Where
+    result (raising what it raised; asked again, it answers the same), so that this process can
+    do other work meanwhile; the function's ``ready()`` tells whether the result is in. Where
     processes cannot be forked, ``func`` runs when its result is asked for.
 
     The result travels pickled through a pipe: worth it for work that takes long and returns
@@ -118,17 +119,25 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
     process.start()
     send.close()
 
+    outcome: list = []  # (ok, value), once received
+
     def wait() -> Any:
-        try:
-            ok, value = receive.recv()
-        except (EOFError, OSError):  # OSError: it died in the middle of its reply
-            raise WorkerError("a worker process ended before its work was done") from None
-        finally:
-            receive.close()
-            process.join()
+        if not outcome:
+            try:
+                outcome.append(receive.recv())
+            except (EOFError, OSError):  # OSError: it died in the middle of its reply
+                raise WorkerError("a worker process ended before its work was done") from None
+            finally:
+                receive.close()
+                process.join()
+        ok, value = outcome[0]
         if not ok:
             raise value
         return value
+
+    def ready() -> bool:
+        """Whether wait() would return (or raise) at once: the result is here, or on its way."""
+        return bool(outcome) or receive.closed or receive.poll()
 
     def cancel() -> None:
         """Stop the process if its result is no longer wanted (nothing if it was taken)."""
@@ -137,6 +146,7 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
         receive.close()
 
     wait.cancel = cancel  # type: ignore[attr-defined]
+    wait.ready = ready  # type: ignore[attr-defined]
     return wait
 
 

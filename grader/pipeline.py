@@ -109,7 +109,7 @@ def run(
     try:
         with parallel.Crew(parallel.workers_for(len(files))) as crew:
             with bar("Reading files", len(files)) as reading:
-                results = _read_in(crew, len(files), reading.update)
+                results = _read_in(crew, len(files), reading.update, loading)
                 manifest = loading()
             grading.recheck(results, manifest)
             tasks = grading.assign(results, manifest, s.rubric)
@@ -149,10 +149,15 @@ class Held(NamedTuple):
     index: int  # in the list of files
 
 
-def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | None) -> list:
+def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | None, loading: Callable[[], Any] = _none) -> list:
     """Every file read by the crew, in order: an InvalidSubmission, or a Held for a Submission
-    the worker keeps. Chunks are handed out as workers finish, two at a time each."""
+    the worker keeps. Chunks are handed out as workers finish, two at a time each.
+
+    The manifest (``loading()``, see parallel.start_forked) is taken as soon as it is in, and its
+    roster built, while the workers read on: this process would otherwise do both after the
+    last file, with every worker waiting."""
     files = _JOB[0]
+    ready = getattr(loading, "ready", None)
     results: list = [None] * count
     starts = iter(range(0, count, parallel.CHUNK))
     for worker in range(crew.size):
@@ -166,6 +171,11 @@ def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | 
         start = next(starts, None)
         if start is not None:
             crew.call(worker, _read_part, start, min(start + parallel.CHUNK, count))
+        if ready is not None and ready():
+            manifest = loading()
+            if manifest is not None:
+                grading._roster(manifest)  # kept for recheck and assign
+            ready = None
     return results
 
 

@@ -258,6 +258,17 @@ def _csv(rows: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
+class _Line:
+    """A file for csv.writer whose write gives back the line written: writerow then returns it."""
+
+    @staticmethod
+    def write(line: str) -> str:
+        return line
+
+
+_csv_line = csv.writer(_Line(), lineterminator="\r\n").writerow  # cells -> their CSV line, as _csv writes it
+
+
 def grades_csv(gradebook: Gradebook) -> str:
     """grades.csv: one row per record (students by id, then unmatched files), part scores, total."""
     parts = gradebook.rubric.parts
@@ -333,15 +344,19 @@ class Row(NamedTuple):
     source: str | None  # the file graded
     other_sources: tuple[str, ...]  # older files for the same student, not graded
     record: str  # its line of results.json
-    grades: list[str]  # its row of grades.csv
-    canvas: list[str] | None  # its row of canvas.csv; None for a file matched to no student
+    grades: str  # its line of grades.csv
+    canvas: str | None  # its line of canvas.csv; None for a file matched to no student
     feedback_stem: str | None  # its feedback/<stem>.md; None for a file matched to no student
+
+
+def _optional_line(cells: list[str] | None) -> str | None:
+    return None if cells is None else _csv_line(cells)
 
 
 def row_of(report: GradeReport, parts: tuple[str, ...]) -> Row:
     return Row(
         report.student_id, report.status, report.score, report.max_score, report.misconceptions, report.source,
-        report.other_sources, record_line(report), grades_row(report, parts), canvas_row(report), report.file_stem,
+        report.other_sources, record_line(report), _csv_line(grades_row(report, parts)), _optional_line(canvas_row(report)), report.file_stem,
     )
 
 
@@ -428,9 +443,9 @@ def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts
         + "}"
     )
     name = render.student_name(roster) or ""
-    grades = [_cell(sid), _cell(name), *pattern.grades_middle, _cell(source)]
+    grades = _csv_line([_cell(sid), _cell(name), *pattern.grades_middle, _cell(source)])
     stem = extra.get("file_stem")
-    canvas = None if stem is None else _canvas_cells(roster, sid, pattern.score, name)
+    canvas = None if stem is None else _csv_line(_canvas_cells(roster, sid, pattern.score, name))
     feedback = None
     if stem is not None:
         if reveal:
@@ -913,8 +928,8 @@ def write_gradebook(
             # a large class): the files are then created on every core, and never travel between them.
             for count, part in produce(os.fspath(target), fresh):
                 rows += part
-                grades_file.write(_csv([row.grades for row in part]))
-                canvas_file.write(_csv([row.canvas for row in part if row.canvas is not None]))
+                grades_file.write("".join([row.grades for row in part]))
+                canvas_file.write("".join([row.canvas for row in part if row.canvas is not None]))
                 results_file.write(("[\n" if not records else ",\n") + _records_body([row.record for row in part]))
                 records += len(part)
                 if progress is not None:

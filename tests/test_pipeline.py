@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +292,49 @@ def test_an_error_while_the_manifest_loads_in_a_run_stops_the_crew(uniform_class
     assert multiprocessing.active_children() == []
     assert pipeline._JOB == ()  # nothing left behind for a later run
     assert not (tmp_path / "out").exists()
+
+
+_READ_PART = pipeline._read_part
+
+
+def _slow_read_part(start: int, stop: int):
+    time.sleep(0.05)
+    return _READ_PART(start, stop)
+
+
+def test_a_manifest_that_loads_before_the_files_are_read_is_taken_during_the_read(uniform_class, many_workers, tmp_path, monkeypatch):
+    manifest_path, files = uniform_class
+    taken_at: list[int] = []
+    monkeypatch.setattr(pipeline, "_read_part", _slow_read_part)
+    roster = grading._roster
+    monkeypatch.setattr(grading, "_roster", lambda manifest: (taken_at.append(time.monotonic_ns()), roster(manifest))[1])
+    done_at: list[int] = []
+    read_in = pipeline._read_in
+    monkeypatch.setattr(pipeline, "_read_in", lambda *args: (read_in(*args), done_at.append(time.monotonic_ns()))[0])
+    _run(files, lambda: grading.read_manifest_parts(manifest_path), tmp_path / "out")
+    assert taken_at and taken_at[0] < done_at[0]
+
+
+def _answer(value):
+    return value
+
+
+def test_a_forked_result_is_ready_once_it_is_in_and_the_same_when_asked_again():
+    result = parallel.start_forked(lambda: _answer([1, 2]))
+    deadline = time.monotonic() + 30
+    while not result.ready() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert result.ready()
+    assert result() == [1, 2]
+    assert result() == [1, 2]
+
+
+def test_a_forked_error_is_raised_each_time_it_is_asked_for():
+    result = parallel.start_forked(lambda: _fail("no manifest"))
+    for _ in range(2):
+        with pytest.raises(KeyError, match="no manifest"):
+            result()
+    assert result.ready()
 
 
 # --- parallel.Crew ----------------------------------------------------------------------------------
