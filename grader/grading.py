@@ -197,20 +197,28 @@ class Gradebook:
 # --- The batched engine -----------------------------------------------------------------------------
 
 
-def _close(tol: Tolerance, answer: np.ndarray, expected: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+def _close(tol: Tolerance, answer: np.ndarray, expected: np.ndarray, units: np.ndarray | None = None) -> np.ndarray:
     """Tolerance.close, except that a non-finite expected value (the log of a student's 0) is
     never matched: |a - inf| <= atol + rtol * inf would otherwise hold."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return tol.close(answer, expected, scale) & np.isfinite(expected)
+        return tol.close(answer, expected, units) & np.isfinite(expected)
+
+
+def _units(terms: np.ndarray) -> np.ndarray:
+    """Each term's leading unit, 10^floor(log10|t|) (0 for 0): what rounding it to a number of
+    significant figures is measured in (see Tolerance.allowance)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 ** np.floor(np.log10(np.abs(terms)))
 
 
 def _recomputed(
     stu: dict[str, np.ndarray], given: dict[str, np.ndarray], activation: str
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Each quantity recomputed from the student's own earlier answers (NaN where one is
-    missing), and the size of the terms each was summed from (see Tolerance.allowance): a
-    student who rounds every product by hand is consistent with their own answers within a
-    tolerance of the terms, though the sum may cancel to far less (z = 2.04 - 1.62 - ... = 0.12).
+    missing), and for each sum the leading units of the terms it was summed from (see
+    Tolerance.allowance): a student who rounds every product by hand is consistent with their
+    own answers within the rounding of the terms, though the sum may cancel to far less
+    (z = 2.04 - 1.62 - ... = 0.12).
 
     Also dL/dv recomputed with f'(u) written with their h (ELU: h + 1 for u < 0), with its
     term sizes: as right a route as e^u, but a rounded h carries its rounding into f', which
@@ -234,12 +242,13 @@ def _recomputed(
             "w_new": w - lr[:, None, None] * stu["grad_w"],
             "v_new": v - lr[:, None, None] * stu["grad_v"],
         }
-        scales = {
-            "z": np.einsum("nkj,nj->nk", np.abs(w), np.abs(stu["h"])),  # (N, K)  sum_j |w_kj h_j|
-            "grad_v": (np.einsum("nk,nkj->nj", np.abs(dz), np.abs(w)) * np.abs(df))[:, :, None]
-            * np.abs(x)[:, None, :],  # (N, J, I)  sum_k |dz_k w_kj| |f'(u_j)| |x_i|
-            "w_new": np.abs(w) + lr[:, None, None] * np.abs(stu["grad_w"]),  # (N, K, J)
-            "v_new": np.abs(v) + lr[:, None, None] * np.abs(stu["grad_v"]),  # (N, J, I)
+        # dL/dh_j = sum_k dz_k w_kj is rounded term by term, then scaled by f'(u_j) x_i.
+        dh_units = _units(dz[:, :, None] * w).sum(axis=1)  # (N, J)  sum_k unit(dz_k w_kj)
+        units = {
+            "z": _units(w * stu["h"][:, None, :]).sum(axis=2),  # (N, K)  sum_j unit(w_kj h_j)
+            "grad_v": (dh_units * np.abs(df))[:, :, None] * np.abs(x)[:, None, :],  # (N, J, I)
+            "w_new": _units(w) + _units(lr[:, None, None] * stu["grad_w"]),  # (N, K, J)
+            "v_new": _units(v) + _units(lr[:, None, None] * stu["grad_v"]),  # (N, J, I)
         }
         via_h = {}
         if act.df_from_h is not None:
@@ -247,9 +256,9 @@ def _recomputed(
             dh = np.einsum("nk,nkj->nj", dz, w)  # (N, J)  dL/dh_j from their o
             via_h["grad_v"] = (
                 (dh * df_h)[:, :, None] * x[:, None, :],  # (N, J, I)
-                (np.einsum("nk,nkj->nj", np.abs(dz), np.abs(w)) * np.abs(df_h))[:, :, None] * np.abs(x)[:, None, :],
+                (dh_units * np.abs(df_h))[:, :, None] * np.abs(x)[:, None, :],
             )
-    return values, scales, via_h
+    return values, units, via_h
 
 
 def _inputs_right(key: str, right: dict[str, np.ndarray], target: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -309,7 +318,7 @@ def entry_codes(
     key, (N, *shape) int8, and the key's solution."""
     key_sol = core.solve(**given, activation=activation)
     n = len(key_sol)
-    ft_values, ft_scales, ft_via_h = _recomputed(stu, given, activation)
+    ft_values, ft_units, ft_via_h = _recomputed(stu, given, activation)
     search = _MistakeSearch(mistakes.chain_from(given, key_sol, activation), mistakes.chain_from(given, stu, activation), activation, tolerance)
     right: dict[str, np.ndarray] = {}
     codes: dict[str, np.ndarray] = {}
@@ -322,7 +331,7 @@ def entry_codes(
         consistent = np.zeros_like(is_right)
         cancels = np.zeros_like(is_right)
         if ft_value is not None:
-            consistent = _close(tolerance, answer, ft_value, ft_scales.get(key))
+            consistent = _close(tolerance, answer, ft_value, ft_units.get(key))
             inputs_right = _inputs_right(key, right, given["target"], answer.shape)
             if key in _STEPPED:  # an update right against the key, though not from the student's gradient
                 cancels = is_right & ~consistent & _sign_flipped(tolerance, stu[_STEPPED[key]], getattr(key_sol, _STEPPED[key]))

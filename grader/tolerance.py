@@ -30,13 +30,20 @@ class Tolerance:
     atol: float = DEFAULT_ATOL
     sigfigs: int | None = None
 
-    def allowance(self, expected: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    def allowance(self, expected: np.ndarray, units: np.ndarray | None = None) -> np.ndarray:
         """How far an answer may be from ``expected``, entry by entry.
 
-        ``scale``, where given, is the size of the terms ``expected`` was summed from: rounding
-        each term by hand errs in proportion to the terms, not to a sum they cancel down to.
+        ``units``, where given, is for a sum of terms that cancel (z = 2.04 - 1.62 - ... = 0.12):
+        the sum over its terms of each one's leading unit (10^floor(log10|t|): 1 for 2.04, 0.1
+        for 0.37). A student who rounds each term to the tolerance's precision errs by at most
+        half of ``relative`` of each unit, and rounding the sum by half of ``relative`` of it:
+        so the sum may be off by relative * (units + |expected|) / 2, where that is more than
+        the usual allowance. Only the rounding is forgiven: a slip of a percent in a sum whose
+        terms are large is still a slip.
         """
-        magnitude = np.abs(expected) if scale is None else np.maximum(np.abs(expected), scale)
+        magnitude = np.abs(expected)
+        if units is not None:
+            magnitude = np.maximum(magnitude, (units + magnitude) / 2)
         return self.atol + self.relative * magnitude
 
     @property
@@ -44,12 +51,12 @@ class Tolerance:
         """The relative part of the allowance: rtol, or 10^(1 - sigfigs) when that is set."""
         return self.rtol if self.sigfigs is None else 10.0 ** (1 - self.sigfigs)
 
-    def close(self, answer, expected, scale=None) -> np.ndarray:
-        """Elementwise: is ``answer`` within tolerance of ``expected``? NaN is never close."""
+    def close(self, answer, expected, units=None) -> np.ndarray:
+        """Elementwise: is ``answer`` within tolerance of ``expected`` (see allowance)? NaN is never close."""
         answer = np.asarray(answer, dtype=np.float64)
         expected = np.asarray(expected, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            return np.abs(answer - expected) <= self.allowance(expected, scale)
+            return np.abs(answer - expected) <= self.allowance(expected, units)
 
     def describe(self) -> str:
         if self.sigfigs is not None:

@@ -140,12 +140,20 @@ def test_an_entry_just_outside_the_tolerance_is_wrong():
     assert grade_answers(HW2, answers, follow_through=False).statuses("u")[0] == "wrong"
 
 
-def test_a_sum_of_rounded_products_that_cancels_is_still_right():
-    # z_1 of HW#2 is 2.0 - 0.7769 + 2.35 + 0.1: rounding each product to 3 figures by hand can
-    # move it by more than 1% of the sum, but not by 1% of the terms.
+def test_a_sum_of_products_each_rounded_to_3_figures_that_cancels_is_still_right():
+    # z_1 = 1.5 * 0.823 - 1.2 * 0.9963 = 0.03898: each product rounded to 3 figures (1.23 and
+    # -1.20) gives 0.03, off by a quarter of the sum, but within the rounding of its terms.
+    params = Params(x=np.array([1.0]), v=np.array([[0.823], [0.9963]]), w=np.array([[1.5, -1.2], [0.5, 0.5]]), target=np.array([1.0, 0.0]), lr=0.1)
+    answers = answers_to_json(solve_one(params))
+    answers["z"][0] = 1.23 - 1.20
+    assert grade_answers(params, answers).statuses("z")[0] == "right"
+
+
+def test_a_slip_in_a_sum_of_large_terms_is_wrong_though_within_1_percent_of_the_terms():
+    # z_1 of HW#2 is 2.0 - 0.7769 + 2.35 + 0.1 = 3.6731: 3.72 is no rounding of those terms.
     answers = answers_to_json(HW2_KEY)
-    answers["z"] = [2.0 - 0.777 + 2.35 + 0.1 + 0.04, 2.659252064059372]
-    assert grade_answers(HW2, answers, follow_through=False).statuses("z") == ["right", "right"]
+    answers["z"][0] = 3.72
+    assert grade_answers(HW2, answers).statuses("z") == ["wrong", "right"]
 
 
 def test_an_expected_zero_is_graded_by_the_absolute_tolerance():
