@@ -238,6 +238,10 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     if sigfigs is not None and click.get_current_context().get_parameter_source("rtol") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--rtol and --sigfigs both set the relative tolerance; give one of them")
     tolerance = Tolerance(rtol=rtol, atol=atol, sigfigs=sigfigs)
+    try:
+        reports.check_out_dir(out_dir)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
     files, skipped = grading.collect_files(submissions, exclude=[out_dir])
     if manifest_path is None:
         click.echo("No manifest: grading every file against the HW#2 instance itself (the original homework).", err=True)

@@ -910,7 +910,7 @@ def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmissio
                     folder_fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
                 except OSError:  # said for each file, as read_submission does, by path
                     pass
-            out.append(read_submission(path, layouts, folder_fd))
+            out.append(read_submission(path, layouts, folder_fd, regular_only=True))
     finally:
         if folder_fd is not None:
             os.close(folder_fd)
@@ -1011,7 +1011,7 @@ def recheck(results: list, manifest: Manifest | ManifestParts | None) -> None:
         if sid is None:
             continue  # no id: the file was refused before any layout was asked for
         if sid not in students or layout_of_student(sid) is not usual:
-            results[n] = read_submission(result.source, layouts)
+            results[n] = read_submission(result.source, layouts, regular_only=True)
 
 
 Task = Union[GradeReport, "_Student"]  # a finished report (missing, invalid), or a student to grade

@@ -180,10 +180,14 @@ def _known_keys(obj: Any) -> int:
     return count
 
 
-def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES, dir_fd: int | None = None) -> tuple[bytes, int]:
+def read_bytes(
+    path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES, dir_fd: int | None = None, regular_only: bool = False
+) -> tuple[bytes, int]:
     """A file's bytes and modification time ('-' reads standard input, time 0); anything over
     ``max_bytes`` is refused unread. With ``dir_fd``, ``path`` is relative to that open folder
-    (no path to walk for each of thousands of files)."""
+    (no path to walk for each of thousands of files). A pipe is read to its end (a file given
+    as <(...)), unless ``regular_only``: a folder of submissions may hold a pipe that some
+    process keeps open and never ends, and one file must not stop the run."""
     if str(path) == "-":
         data = sys.stdin.buffer.read(max_bytes + 1)
         if len(data) > max_bytes:
@@ -198,6 +202,8 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_INPUT_BYTES, dir_fd
         st = os.fstat(fd)  # of the file opened, so that it cannot change between the two calls
         if st.st_size > max_bytes:
             raise InputError(None, f"file is {st.st_size:,} bytes; the limit is {max_bytes:,} (not read)")
+        if regular_only and not stat.S_ISREG(st.st_mode):
+            raise InputError(None, "not a regular file (a pipe, a device or a socket); not read")
         if not stat.S_ISREG(st.st_mode):
             os.set_blocking(fd, True)  # a pipe with a writer is read to its end
         # Read to the end of the file, or to one byte past the limit: the first read asks for

@@ -42,7 +42,7 @@ from grader.grading import (
     credit_table,
     mistake_of,
 )
-from grader.jsonio import AtomicFile, dumps, encode_text, write_atomic
+from grader.jsonio import AtomicFile, InputError, dumps, encode_text, write_atomic
 from grader.parallel import map_chunks
 
 CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -893,6 +893,34 @@ def write_outputs(
         return map_chunks(report_chunk, list(items), (make_reports, context, reveal, folder, fresh))
 
     return write_gradebook(context, out_dir, produce, assignment, progress)
+
+
+_LEFT_BEHIND = (".feedback.", ".results.json.", ".grades.csv.", ".canvas.csv.")  # temporary names of an interrupted run
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """Refuse an output folder whose content hwgen grade did not write: a grade replaces
+    results.json, grades.csv and canvas.csv there, and deletes feedback files no longer wanted,
+    so only a new or empty folder, or an earlier output (its results.json says so), is taken."""
+    out = Path(out_dir)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(None, f"{out} is a file, not a folder")
+    if all(entry.name.startswith(_LEFT_BEHIND) for entry in out.iterdir()):
+        return
+    if not _is_grade_output(out / "results.json"):
+        raise InputError(None, f"{out} is not empty and holds no results.json of hwgen grade; it is left alone: choose a new or empty folder")
+
+
+def _is_grade_output(results: Path) -> bool:
+    """Does ``results`` begin as hwgen grade begins a results.json?"""
+    try:
+        with open(results, "rb") as handle:
+            head = handle.read(200)
+    except OSError:
+        return False
+    return head.startswith(b'{\n  "hwgen_version": ') and b'"graded_against": ' in head
 
 
 def write_gradebook(

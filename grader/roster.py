@@ -23,6 +23,17 @@ CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration I
 CANVAS_TEST_STUDENT = ("Student, Test", "Test Student")
 MAX_ROSTER_BYTES = 64 * 1024 * 1024  # a Canvas export of 20,000 students with grades is a few MB
 MAX_ROWS_NAMED = 10  # an error lists this many rows, then says how many more
+MAX_ID_LENGTH = 200  # characters in a student id (Canvas's SIS ids have at most 255 bytes)
+
+
+def id_problem(student_id: str) -> str | None:
+    """Why ``student_id`` (stripped) cannot be a student's id, or None. The roster and the
+    submissions ask the same: an id the roster takes must be one a student's file can give back."""
+    if len(student_id) > MAX_ID_LENGTH:
+        return f"is {len(student_id):,} characters long; an id has at most {MAX_ID_LENGTH}"
+    if not student_id.isprintable():
+        return "contains control characters"
+    return None
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ def parse_roster(text: str, id_column: str | None = None) -> Roster:
     skipped: list[tuple[int, str]] = []
     empty: list[int] = []
     too_long: list[int] = []
+    unusable: list[tuple[int, str]] = []  # (row, why)
     for row, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue  # a blank line, often the last one
@@ -138,12 +150,18 @@ def parse_roster(text: str, id_column: str | None = None) -> Roster:
             skipped.append((row, why))
         elif not student_id:
             empty.append(row)
+        elif id_problem(student_id) is not None:
+            unusable.append((row, id_problem(student_id)))
         else:
             entries.append(RosterEntry(student_id, {c: cells[c].strip() for c in kept}, row))
     if too_long:
         raise InputError(None, f"{_rows_text(too_long)} ha{'ve' if len(too_long) > 1 else 's'} more cells than the header has columns")
     if empty:
         raise InputError(column, f"is empty in {_rows_text(empty)}; every student needs an id")
+    if unusable:
+        row, why = unusable[0]
+        more = f" (and {len(unusable) - 1} more rows)" if len(unusable) > 1 else ""
+        raise InputError(column, f"in row {row} {why}{more}: a student's file could not give that id back")
     _check_unique(entries, column)
     if not entries:
         raise InputError(None, "the roster has no students")

@@ -45,6 +45,7 @@ from grader.jsonio import (
     read_int,
 )
 from grader.params import Params, answer_shapes
+from grader.roster import id_problem
 
 TOP_LEVEL_KEYS = ("student_id", "help", "answers", "derivations")  # "help" is the blank file's note
 DERIVATION_KEYS = (*derivations.REQUIRED_KEYS, derivations.LOSS_KEY)
@@ -250,16 +251,22 @@ def _has_lone_surrogate(obj: Any) -> bool:
     return False
 
 
-def read_submission(path: str | os.PathLike, layouts: LayoutSource, folder_fd: int | None = None) -> Submission | InvalidSubmission:
+def read_submission(
+    path: str | os.PathLike, layouts: LayoutSource, folder_fd: int | None = None, regular_only: bool = False
+) -> Submission | InvalidSubmission:
     """The submission in ``path``, or (returned, not raised) why it is not well-formed.
 
     ``layouts`` is the expected layout, or a function from a student id to that student's layout
     which raises InputError for an id it does not know. ``folder_fd``, when given, is ``path``'s
-    folder, open (the file is then opened by its name there).
+    folder, open (the file is then opened by its name there). ``regular_only``: a pipe or a
+    device is refused unread (see jsonio.read_bytes).
     """
     source = str(path)
     try:
-        data, mtime_ns = read_bytes(path, dir_fd=None) if folder_fd is None else read_bytes(os.path.basename(source), dir_fd=folder_fd)
+        if folder_fd is None:
+            data, mtime_ns = read_bytes(path, regular_only=regular_only)
+        else:
+            data, mtime_ns = read_bytes(os.path.basename(source), dir_fd=folder_fd, regular_only=regular_only)
     except InputError as exc:
         return InvalidSubmission([str(exc)], source=source)
     try:
@@ -447,8 +454,9 @@ def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | No
     if not stripped:
         problems.append("student_id: is empty")
         return None
-    if not stripped.isprintable():
-        problems.append(f"student_id: contains control characters: '{_clip(stripped)}'")
+    why = id_problem(stripped)
+    if why is not None:
+        problems.append(f"student_id: {why}: '{_clip(stripped)}'")
         return None
     if stripped != value:
         warnings.append(f"student_id: surrounding spaces removed from {_clip(value)!r}")

@@ -310,3 +310,54 @@ def test_check_reports_derivations_that_do_not_parse(workdir):
     (workdir / "d.json").write_text(json.dumps(obj))
     result = run("check", "d.json")
     assert result.exit_code == 1 and "error: derivations" in result.stdout
+
+
+# --- the output folder ----------------------------------------------------------------------------
+
+
+def test_grade_leaves_a_folder_alone_that_is_not_its_output(workdir):
+    notes = workdir / "notes"
+    (notes / "feedback").mkdir(parents=True)
+    (notes / "feedback" / "lecture1.md").write_text("my notes")
+    (notes / "grades.csv").write_text("name,grade\n")
+    before = digest(notes)
+    result = run("grade", "submissions/", "--out", "notes")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == "Error: notes is not empty and holds no results.json of hwgen grade; it is left alone: choose a new or empty folder"
+    assert digest(notes) == before
+
+
+def test_grade_never_writes_into_the_submissions_folder(workdir):
+    before = digest(workdir / "submissions")
+    assert run("grade", "submissions/", "--out", "submissions").exit_code == 1
+    assert digest(workdir / "submissions") == before
+
+
+def test_grade_writes_into_an_empty_folder_and_regrades_into_its_own_output(workdir):
+    (workdir / "empty").mkdir()
+    assert run("grade", "submissions/", "--out", "empty").exit_code == 0
+    first = digest(workdir / "empty")
+    assert run("grade", "submissions/", "--out", "empty").exit_code == 0
+    assert digest(workdir / "empty") == first
+
+
+def test_grade_refuses_an_output_folder_that_is_a_file(workdir):
+    (workdir / "out").write_text("")
+    result = run("grade", "submissions/", "--out", "out")
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_pipe_in_the_submissions_folder_kept_open_by_a_writer_is_refused_not_waited_on(workdir):
+    import subprocess
+    import sys
+
+    os.mkfifo(workdir / "submissions" / "pipe.json")
+    writer = os.open(workdir / "submissions" / "pipe.json", os.O_RDWR)  # a writer that never ends it
+    try:
+        done = subprocess.run([sys.executable, "-m", "grader", "grade", "submissions/"], cwd=workdir, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    assert done.returncode == 0, done.stderr
+    records = {r["source"]: r for r in json.loads((workdir / "grades" / "results.json").read_text())["students"]}
+    assert records["submissions/pipe.json"]["errors"] == ["not a regular file (a pipe, a device or a socket); not read"]

@@ -133,6 +133,11 @@ def test_an_unusable_student_id(tmp_path, sid, kind):
     assert problems(read_obj(tmp_path, {"student_id": sid, "answers": RIGHT})) == [f"student_id: {kind}"]
 
 
+def test_a_student_id_longer_than_any_roster_s_is_refused_in_one_short_line(tmp_path):
+    found = problems(read_obj(tmp_path, {"student_id": "x" * 200_000, "answers": RIGHT}))
+    assert found == ["student_id: is 200,000 characters long; an id has at most 200: '" + "x" * 40 + "...'"]
+
+
 def test_an_unknown_student_id(tmp_path):
     def layouts(student_id):
         raise InputError("student_id", f"{student_id!r} is not in the manifest")
