@@ -242,11 +242,14 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         reports.check_out_dir(out_dir)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
-    files, skipped = grading.collect_files(submissions, exclude=[out_dir])
+    unreadable: list[str] = []
+    files, skipped = grading.collect_files(submissions, exclude=[out_dir], unreadable=unreadable)
+    for problem in unreadable:
+        click.echo(f"Warning: cannot list the folder {problem}; its files are not graded", err=True)
     if manifest_path is None:
         click.echo("No manifest: grading every file against the HW#2 instance itself (the original homework).", err=True)
     for path in skipped:
-        click.echo(f"Skipped (not .json): {path}", err=True)
+        click.echo(f"Skipped (not .json): {formatting.shown_path(path)}", err=True)
 
     settings = pipeline.Settings(tolerance, rubric, follow_through, tuple(skipped), assignment, reveal)
     try:
@@ -264,7 +267,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
     for row in rows:
         if row.other_sources:
-            click.echo(f"Warning: {row.student_id}: several files; graded the newer {row.source}", err=True)
+            click.echo(f"Warning: {row.student_id}: several files; graded {row.source} (its warnings say why)", err=True)
     click.echo(reports.summary_of(rows, skipped), err=True)
     click.echo(f"Wrote {written.results}, {written.grades}, {written.canvas} and {written.feedback_files} feedback files in {written.feedback_dir}.", err=True)
 

@@ -1,6 +1,8 @@
-"""Numbers and tables as people read them: fixed decimals, no '-0.0000', Markdown tables."""
+"""Numbers, tables and file paths as people read them: fixed decimals, no '-0.0000', Markdown tables."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -64,3 +66,15 @@ def markdown_solution(params: Params, answers: dict[str, np.ndarray]) -> str:
         markdown_matrix(answers["v_new"], "j", "i"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def shown_path(path: str) -> str:
+    """A file's path as the outputs and messages show it: a byte of a name that is not UTF-8
+    (held by Python as a lone surrogate, which no JSON reader takes) as \\xff, and any other
+    character that is not printable (a newline, an escape that a terminal would act on) as its
+    escape, so that a file name can neither break a file nor forge a line of a message."""
+    if path.isprintable():
+        return path
+    if any("\udc80" <= c <= "\udcff" for c in path):
+        path = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in path)

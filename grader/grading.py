@@ -40,6 +40,7 @@ import numpy as np
 from grader import core, derivations, mistakes
 from grader.parallel import chunked_map, start_forked, workers_for
 from grader.filenames import all_safe_stems, assign_stems, distinct_stems, is_safe_stem, safe_stem
+from grader.formatting import shown_path
 from grader.jsonio import InputError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
@@ -704,10 +705,29 @@ def _empty_report(rubric: Rubric, status: str, **fields) -> GradeReport:
 # --- Files to reports ---------------------------------------------------------------------------------
 
 
-def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike] = ()) -> tuple[list[str], list[str]]:
+def is_grade_output(results: str | os.PathLike) -> bool:
+    """Does the file ``results`` begin as hwgen grade begins a results.json?"""
+    try:
+        with open(results, "rb") as handle:
+            head = handle.read(200)
+    except OSError:
+        return False
+    return head.startswith(b'{\n  "hwgen_version": ') and b'"graded_against": ' in head
+
+
+def collect_files(
+    paths: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike] = (), unreadable: list[str] | None = None
+) -> tuple[list[str], list[str]]:
     """The *.json files among ``paths`` (folders searched recursively, in sorted order) and the
-    other files found there, which are skipped. Folders in ``exclude`` (the output folder) are
-    not searched; a file reached twice (a folder and a file in it both given) counts once."""
+    other files found there, which are skipped. Folders in ``exclude`` (the output folder), and
+    any other output of hwgen grade found there, are not searched; a file reached twice (a
+    folder and a file in it both given) counts once. A folder that cannot be listed is added
+    to ``unreadable`` (if given) as "path: reason"."""
+
+    def cannot_list(error: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append(f"{shown_path(str(error.filename))}: {error.strerror or error}")
+
     excluded = {os.path.realpath(p) for p in exclude}
     found: list[str] = []
     skipped: list[str] = []
@@ -721,7 +741,10 @@ def collect_files(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os
                 (found if path.lower().endswith(".json") else skipped).append(path)
             continue
         real_root = os.path.realpath(path)
-        for root, dirs, files in os.walk(path):  # symlinked folders are not followed: no loops
+        for root, dirs, files in os.walk(path, onerror=cannot_list):  # symlinked folders are not followed: no loops
+            if "results.json" in files and is_grade_output(os.path.join(root, "results.json")):
+                dirs.clear()  # an earlier run's output, kept beside the submissions: not theirs
+                continue
             real = os.path.normpath(os.path.join(real_root, os.path.relpath(root, path)))
             dirs[:] = sorted(d for d in dirs if os.path.join(real, d) not in excluded)
             # A name from a folder listing has no separator and is never "." or "..": joined to
@@ -1060,10 +1083,7 @@ def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest
             files_for.sort(key=lambda r: (r.mtime_ns, r.source))
             chosen, older = files_for[-1], files_for[:-1]
             extra["other_sources"] = tuple(r.source for r in older)
-            notes.append(
-                f"{len(files_for)} files for this student: graded the newer {chosen.source}; not graded: "
-                + ", ".join(r.source for r in older)
-            )
+            notes.append(_several_files_note(chosen, older))
         if isinstance(chosen, InvalidSubmission):
             append(
                 _empty_report(
@@ -1079,6 +1099,16 @@ def assign(results: Sequence[Submission | InvalidSubmission], manifest: Manifest
             _empty_report(rubric, INVALID, student_id=result.student_id, errors=result.problems, warnings=result.warnings, source=result.source)
         )
     return tasks
+
+
+def _several_files_note(chosen: Any, older: list) -> str:
+    """What a report says of a student's files beside the one graded (the last by modification
+    time, then by path: files unzipped together share their time, and then none is newer)."""
+    not_graded = ", ".join(shown_path(r.source) for r in older)
+    count = len(older) + 1
+    if chosen.mtime_ns == older[-1].mtime_ns:
+        return f"{count} files for this student with the same modification time: graded {shown_path(chosen.source)}, the last by name; not graded: {not_graded}"
+    return f"{count} files for this student: graded the newer {shown_path(chosen.source)}; not graded: {not_graded}"
 
 
 def complete(tasks: Sequence[Task], tolerance: Tolerance, rubric: Rubric, follow_through: bool) -> list[GradeReport]:

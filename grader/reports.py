@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Seque
 
 import numpy as np
 from grader import __version__, core, mistakes, render
-from grader.formatting import fixed
+from grader.formatting import fixed, shown_path
 from grader.grading import (
     FOLLOW_CODE,
     GRADED,
@@ -40,6 +40,7 @@ from grader.grading import (
     GradeReport,
     PartScore,
     credit_table,
+    is_grade_output,
     mistake_of,
 )
 from grader.jsonio import AtomicFile, InputError, dumps, encode_text, write_atomic
@@ -81,10 +82,10 @@ def report_json(report: GradeReport) -> dict[str, Any]:
         "student_id": report.student_id,
         **_head_json(report),
         "warnings": list(report.warnings),
-        "source": report.source,
+        "source": None if report.source is None else shown_path(report.source),
     }
     if report.other_sources:
-        record["other_sources"] = list(report.other_sources)
+        record["other_sources"] = list(map(shown_path, report.other_sources))
     if report.codes is not None and report.layout is not None:
         # Each answer not wholly right, with the status of every entry in the answer's shape;
         # a right answer is left out, which keeps the file a few kB per student.
@@ -236,7 +237,7 @@ def _results_start(gradebook: Gradebook) -> str:
         "tolerance": gradebook.tolerance.to_json(),
         "follow_through": gradebook.follow_through,
         "rubric": gradebook.rubric.to_json(),
-        "skipped": list(gradebook.skipped),
+        "skipped": list(map(shown_path, gradebook.skipped)),
     }
     head = dumps(header).rstrip()
     assert head.endswith("}")
@@ -290,7 +291,7 @@ def grades_row(report: GradeReport, parts: tuple[str, ...]) -> list[str]:
         score_text(report.max_score),
         " ".join(report.misconceptions),
         " ".join(report.follow_through),
-        _cell(report.source),
+        _cell(None if report.source is None else shown_path(report.source)),
     ]
 
 
@@ -355,8 +356,8 @@ def _optional_line(cells: list[str] | None) -> str | None:
 
 def row_of(report: GradeReport, parts: tuple[str, ...]) -> Row:
     return Row(
-        report.student_id, report.status, report.score, report.max_score, report.misconceptions, report.source,
-        report.other_sources, record_line(report), _csv_line(grades_row(report, parts)), _optional_line(canvas_row(report)), report.file_stem,
+        report.student_id, report.status, report.score, report.max_score, report.misconceptions,
+        None if report.source is None else shown_path(report.source), tuple(map(shown_path, report.other_sources)), record_line(report), _csv_line(grades_row(report, parts)), _optional_line(canvas_row(report)), report.file_stem,
     )
 
 
@@ -433,8 +434,8 @@ def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts
     pattern = _ROW_PATTERNS.get(key)
     if pattern is None:
         pattern = _remember(_ROW_PATTERNS, key, _row_pattern(group.report(row), gradebook, reveal, parts))
-    sid, source, warnings = sub.student_id, sub.source, group.warnings[row]
-    others = extra.get("other_sources", ())
+    sid, source, warnings = sub.student_id, shown_path(sub.source), group.warnings[row]
+    others = tuple(map(shown_path, extra.get("other_sources", ())))
     roster = extra.get("roster", {})
     record = (
         f'{{"student_id": {_json_str(sid)}, {pattern.record_head}, "warnings": {_json_strs(warnings)}, "source": {_json_str(source)}'
@@ -909,18 +910,8 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
         raise InputError(None, f"{out} is a file, not a folder")
     if all(entry.name.startswith(_LEFT_BEHIND) for entry in out.iterdir()):
         return
-    if not _is_grade_output(out / "results.json"):
+    if not is_grade_output(out / "results.json"):
         raise InputError(None, f"{out} is not empty and holds no results.json of hwgen grade; it is left alone: choose a new or empty folder")
-
-
-def _is_grade_output(results: Path) -> bool:
-    """Does ``results`` begin as hwgen grade begins a results.json?"""
-    try:
-        with open(results, "rb") as handle:
-            head = handle.read(200)
-    except OSError:
-        return False
-    return head.startswith(b'{\n  "hwgen_version": ') and b'"graded_against": ' in head
 
 
 def write_gradebook(

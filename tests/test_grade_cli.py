@@ -361,3 +361,31 @@ def test_a_pipe_in_the_submissions_folder_kept_open_by_a_writer_is_refused_not_w
     assert done.returncode == 0, done.stderr
     records = {r["source"]: r for r in json.loads((workdir / "grades" / "results.json").read_text())["students"]}
     assert records["submissions/pipe.json"]["errors"] == ["not a regular file (a pipe, a device or a socket); not read"]
+
+
+def test_an_earlier_output_kept_among_the_submissions_is_not_read_as_submissions(workdir):
+    assert run("grade", "submissions/", "--out", "submissions/old-grades").exit_code == 0
+    first = json.loads((workdir / "submissions" / "old-grades" / "results.json").read_text())
+    assert run("grade", "submissions/", "--out", "new-grades").exit_code == 0
+    second = json.loads((workdir / "new-grades" / "results.json").read_text())
+    assert len(second["students"]) == len(first["students"]) and second["skipped"] == []
+
+
+def test_file_names_that_are_not_utf8_or_hold_a_newline_are_shown_escaped(workdir):
+    source = (workdir / "submissions" / "right_4_decimals.json").read_bytes()
+    folder = workdir / "odd"
+    folder.mkdir()
+    (folder / "b\nWarning: forged.json").write_bytes(source)
+    with open(os.path.join(os.fsencode(folder), b"bad\xffname.json"), "wb") as handle:
+        handle.write(source)
+    for name in os.listdir(os.fsencode(folder)):  # unzipped together: one modification time
+        os.utime(os.path.join(os.fsencode(folder), name), ns=(10**18, 10**18))
+    result = run("grade", "odd", "--out", "out")
+    assert result.exit_code == 0
+    warning = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert warning == ["Warning: 2019123456: several files; graded odd/bad\\xffname.json (its warnings say why)"]
+    record = json.loads((workdir / "out" / "results.json").read_bytes().decode("utf-8"))["students"][0]
+    assert record["other_sources"] == ["odd/b\\nWarning: forged.json"]
+    assert record["warnings"] == [
+        "2 files for this student with the same modification time: graded odd/bad\\xffname.json, the last by name; not graded: odd/b\\nWarning: forged.json"
+    ]

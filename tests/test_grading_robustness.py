@@ -4,9 +4,11 @@ made alongside a slip is still named."""
 from __future__ import annotations
 
 import json
+import os
 
 from click.testing import CliRunner
 
+from grader import grading
 from grader.cli import cli
 from grader.params import HW2, answers_to_json, solve_one
 
@@ -126,3 +128,22 @@ def test_a_manifest_with_a_huge_weight_is_refused_naming_it(tmp_path):
         assert str(exc) == "students[0].params.x: has a number larger than 1e+06 in size"
     else:
         raise AssertionError("a manifest with x = 1e300 was accepted")
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_passed_over_in_silence(tmp_path, monkeypatch):
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "a.json").write_text("{}")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.json").write_text("{}")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.path.basename(os.fspath(path)) == "locked":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    unreadable: list[str] = []
+    files, _ = grading.collect_files([tmp_path], unreadable=unreadable)
+    assert files == [str(tmp_path / "open" / "a.json")]
+    assert unreadable == [f"{tmp_path / 'locked'}: Permission denied"]
