@@ -264,10 +264,25 @@ def to_array(value: Any, field: str, ndim: int) -> np.ndarray:
     if len(shape) != ndim:
         want = {0: "a number", 1: "a list of numbers", 2: "a list of rows (a matrix)"}[ndim]
         raise InputError(field, f"expected {want}, got {len(shape)} levels of nesting")
-    array = np.array(value, dtype=np.float64)
+    try:
+        array = np.array(value, dtype=np.float64)
+    except OverflowError:  # an integer of 310 digits or more, which no float holds
+        raise InputError(_too_large_entry(value, field) or field, "the number is too large to be finite") from None
     if not np.isfinite(array).all():
         raise InputError(field, "contains a number too large to be finite")
     return array
+
+
+def _too_large_entry(value: Any, field: str) -> str:
+    """Where in ``value`` (a number or nested lists, as _shape_of accepted) the first integer
+    beyond float range sits, e.g. x[2]."""
+    if isinstance(value, list):
+        for n, item in enumerate(value):
+            where = _too_large_entry(item, f"{field}[{n}]")
+            if where:
+                return where
+        return ""
+    return field if not -sys.float_info.max <= value <= sys.float_info.max else ""
 
 
 def _is_flat_list(value: Any) -> bool:
