@@ -209,6 +209,14 @@ def test_a_bad_rubric_is_an_error_naming_the_field(workdir):
     assert result.exit_code == 1 and "r.toml: answers.h: is in no answers part" in result.stderr
 
 
+def test_rubric_points_too_large_to_total_are_refused_in_one_line(workdir):
+    text = (ROOT / "grader" / "rubric.toml").read_text()
+    (workdir / "r.toml").write_text(text.replace("\nu = 2\n", "\nu = 1e308\n").replace("\nh = 2\n", "\nh = 1e308\n"))
+    result = run("grade", "submissions/", "--rubric", "r.toml")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "Error: r.toml: answers.2.u: is over the limit of 1,000,000 points"
+
+
 # --- with a manifest ----------------------------------------------------------------------------------------
 
 
@@ -236,6 +244,15 @@ def test_a_broken_manifest_is_one_line_and_exit_1_while_workers_read(generated_c
     result = run("grade", "in")
     assert result.exit_code == 1 and not (generated_class / "grades" / "results.json").exists()
     assert result.stderr.splitlines()[-1].startswith("Error: manifest.json: students[0].student_id")
+
+
+def test_an_integer_beyond_float_range_in_a_manifest_is_one_line_naming_the_field(generated_class):
+    text = (generated_class / "manifest.json").read_text()
+    (generated_class / "manifest.json").write_text(text.replace('"lr": 0.1', '"lr": 1' + "0" * 310, 1))
+    for command in (["grade", "in"], ["check", "in/alice.json", "--manifest", "manifest.json"]):
+        result = run(*command)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[-1] == "Error: manifest.json: students[0].params.lr: the number is too large to be finite"
 
 
 def test_grade_uses_manifest_json_in_the_working_folder(generated_class):
