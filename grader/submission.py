@@ -12,7 +12,8 @@ nulls): a null is a missing answer, not a malformed one. ``loss`` may be a numbe
 one. ``grad_w`` or ``grad_v`` given with the shape of its transpose is kept (transposed back)
 and remembered, because that is a mistake to grade, not a malformed file. Everything else that
 is not a finite number where a number belongs makes the file invalid, with one line per problem
-naming the field, e.g. ``answers.grad_v[2][1]: expected a number, got a string``.
+naming the field, e.g. ``answers.grad_v[2][1]: expected a number, got a string``; so does a NaN,
+an Infinity or a 1e999 anywhere, even in a key that is otherwise ignored.
 
 Reading is the only per-file Python work of ``hwgen grade``, so it is kept lean: a file's answers
 become one flat float64 vector (NaN where not given) laid out by a ``Layout``.
@@ -275,10 +276,6 @@ def read_submission(path: str | os.PathLike, layouts: LayoutSource, folder_fd: i
         if obj is None:
             return InvalidSubmission([str(exc)], source=source, mtime_ns=mtime_ns)
         result = from_json(obj, layouts, source=source, mtime_ns=mtime_ns)
-        if isinstance(exc, NonFiniteError) and isinstance(result, Submission) and not repeated:
-            # from_json refuses a non-finite number wherever it reads one, so this one sits in
-            # an unknown key, which is ignored with a warning already: grade the rest.
-            return result
         problems = list(result.problems) if isinstance(result, InvalidSubmission) else []
         problems += [f"{_clip(key)}: appears twice in the same object; keep one" for key in dict.fromkeys(repeated)]
         if not (isinstance(exc, NonFiniteError) and any(NON_FINITE in p for p in problems)) and str(exc) not in problems:
@@ -328,6 +325,9 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
             if key not in TOP_LEVEL_KEYS:
                 warnings.append(f"{_clip(key)}: unknown key, ignored")
                 _non_finite(obj[key], _clip(key), problems)
+    note = obj.get("help")
+    if note is not None and type(note) is not str:  # unread, but a NaN anywhere makes a file invalid
+        _non_finite(note, "help", problems)
 
     student_id = _student_id(obj, problems, warnings)
     layout = None
@@ -395,12 +395,15 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
 
 
 def _non_finite(value: Any, field: str, problems: list[str]) -> None:
-    """A problem for each number in ``value`` too large to be finite (1e999 parses as infinity)."""
+    """A problem for each number in ``value`` too large to be finite (1e999 parses as infinity),
+    and for each NaN or Infinity of a file re-read leniently."""
     stack = [(value, field)]
     while stack:
         item, where = stack.pop()
         if type(item) is float and not math.isfinite(item):
             problems.append(f"{where}: the number is too large to be finite")
+        elif type(item) is NonFinite:
+            problems.append(f"{where}: {_kind(item)}")
         elif type(item) is list:
             stack.extend((x, f"{where}[{n}]") for n, x in reversed(list(enumerate(item))))
         elif type(item) is dict:

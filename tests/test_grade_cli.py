@@ -109,6 +109,17 @@ def test_an_integer_of_thousands_of_digits_is_one_line_and_the_class_is_graded(w
     assert checked.exit_code == 1 and "answers.loss: the number is too large to be finite" in checked.stdout
 
 
+@pytest.mark.parametrize("literal,reason", [("NaN", "NaN, which is not a finite number (JSON allows only finite numbers)"), ("1e999", "the number is too large to be finite")])
+def test_grade_and_check_refuse_a_non_finite_number_in_an_unknown_key_alike(workdir, literal, reason):
+    sub = json.loads((workdir / "submissions" / "right_4_decimals.json").read_text())
+    (workdir / "submissions" / "extra.json").write_text(json.dumps({**sub, "student_id": "x-1", "extra": 12345.5}).replace("12345.5", literal))
+    run("grade", "submissions/")
+    records = {r["source"]: r for r in json.loads((workdir / "grades" / "results.json").read_text())["students"]}
+    assert (records["submissions/extra.json"]["status"], records["submissions/extra.json"]["errors"]) == ("invalid", [f"extra: {reason}"])
+    checked = run("check", "submissions/extra.json")
+    assert checked.exit_code == 1 and f"extra.json: error: extra: {reason}\n" in checked.stdout
+
+
 def test_grade_output_matches_the_golden_files(workdir):
     assert run("grade", "submissions/").exit_code == 0
     out = workdir / "grades"

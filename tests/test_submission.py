@@ -202,6 +202,20 @@ def test_a_non_finite_number_anywhere_is_refused(tmp_path):
     assert problems(read_text(tmp_path, text)) == ["note[0]: the number is too large to be finite"]
 
 
+@pytest.mark.parametrize("literal", ["NaN", "-Infinity", "1e999"])
+@pytest.mark.parametrize("where,field", [("note", "note[0]"), ("help", "help[0]"), ("answers", "answers.extra[0]")])
+def test_a_nan_is_refused_wherever_it_is_like_a_number_too_large(tmp_path, literal, where, field):
+    obj = with_answer("extra", [12345.5]) if where == "answers" else {"student_id": "s1", "answers": RIGHT, where: [12345.5]}
+    result = read_text(tmp_path, json.dumps(obj).replace("12345.5", literal))
+    reason = "the number is too large to be finite" if literal == "1e999" else f"{literal}, which is not a finite number (JSON allows only finite numbers)"
+    assert problems(result) == [f"{field}: {reason}"] and result.student_id == "s1"
+
+
+def test_a_nan_as_a_derivation_is_refused_in_the_words_of_the_answers(tmp_path):
+    text = json.dumps({"student_id": "s1", "answers": RIGHT, "derivations": {"u": 12345.5}}).replace("12345.5", "NaN")
+    assert problems(read_text(tmp_path, text)) == ["derivations.u: NaN, which is not a finite number (JSON allows only finite numbers)"]
+
+
 @pytest.mark.parametrize("value,kind", [("0.31", "a string"), (True, "a boolean"), ({"a": 1}, "an object")])
 def test_strings_and_booleans_where_numbers_belong(tmp_path, value, kind):
     assert problems(read_obj(tmp_path, with_answer("u", [2.0, value, 4.7, 0.2]))) == [f"answers.u[1]: expected a number, got {kind}"]
