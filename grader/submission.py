@@ -553,7 +553,8 @@ def _entries(value: Any, key: str, shape: tuple[int, ...], problems: list[str], 
             flat.append(row)
         if not ok:
             return nulls
-        transposed.add(key)
+        if any(x is not None for row in flat for x in row):  # all null is blank, not transposed
+            transposed.add(key)
         return [flat[c][r] for r in range(rows) for c in range(cols)]  # back to (rows, cols)
     problems.append(_shape_problem(value, field, rows, cols))
     return nulls

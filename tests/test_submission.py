@@ -95,6 +95,15 @@ def test_a_transposed_gradient_is_kept_transposed_back_and_remembered(tmp_path):
     assert sub.transposed == {"grad_v"} and np.allclose(sub.answers["grad_v"], RIGHT["grad_v"])
 
 
+@pytest.mark.parametrize("key", ["grad_w", "grad_v"])
+@pytest.mark.parametrize("null_rows", [True, False])
+def test_an_all_null_gradient_in_the_transposed_shape_is_blank_not_transposed(tmp_path, key, null_rows):
+    cols, rows = LAYOUT.shapes[key]  # the transpose's shape
+    value = [None] * rows if null_rows else [[None] * cols for _ in range(rows)]
+    sub = read_obj(tmp_path, with_answer(key, value))
+    assert sub.transposed == frozenset() and sub.answers[key] is None and f"answers.{key}" in sub.missing()
+
+
 def test_a_byte_order_mark_is_harmless(tmp_path):
     assert isinstance(read_text(tmp_path, "\ufeff" + json.dumps({"student_id": "s", "answers": RIGHT})), Submission)
 
