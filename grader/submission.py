@@ -38,12 +38,14 @@ from grader.jsonio import (
     TOO_DEEP,
     InputError,
     NonFiniteError,
+    clip as _clip,
     decode_utf8,
     fast_loads,
     loads_strict,
     nesting_depth,
     read_bytes,
     read_int,
+    too_deep_field,
 )
 from grader.params import Params, answer_shapes
 
@@ -220,7 +222,7 @@ def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool 
     obj = fast_loads(data, check_duplicates=check_duplicates)
     if obj is not None:
         if check_depth and data.count(b"[") + data.count(b"{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
-            raise InputError(None, TOO_DEEP)
+            raise InputError(too_deep_field(obj), TOO_DEEP)
         return obj
     text = decode_utf8(data)
     obj = loads_strict(text, check_duplicates=check_duplicates, check_depth=check_depth, finite_floats=False)
@@ -266,7 +268,7 @@ def read_submission(path: str | os.PathLike, layouts: LayoutSource, folder_fd: i
     try:
         obj = parse_json(data, check_depth=False)
         if not _nesting_ok(data, obj):
-            raise InputError(None, TOO_DEEP)
+            raise InputError(too_deep_field(obj), TOO_DEEP)
     except InputError as exc:
         # Refused as JSON; if it is JSON nonetheless (NaN, a repeated key), read it leniently
         # to tell whose file it is and where the problem sits.
@@ -408,13 +410,6 @@ def _non_finite(value: Any, field: str, problems: list[str]) -> None:
             stack.extend((x, f"{where}[{n}]") for n, x in reversed(list(enumerate(item))))
         elif type(item) is dict:
             stack.extend((x, f"{where}.{_clip(k)}") for k, x in reversed(list(item.items())))
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    """Student text for a message: cut short, with anything unprintable (a control character, a
-    lone surrogate) written as its escape, so that no terminal or file chokes on it."""
-    text = text if len(text) <= limit else text[:limit] + "..."
-    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 NON_FINITE = "which is not a finite number"

@@ -153,3 +153,13 @@ def test_to_array_names_an_integer_beyond_float_range_as_one_line():
     with pytest.raises(InputError) as info:
         to_array([[1, 2], [3, 10**310]], "v", 2)
     assert str(info.value) == "v[1][1]: the number is too large to be finite"
+
+
+def test_too_deep_nesting_names_the_keys_down_to_it():
+    deep = "[" * 40 + "1" + "]" * 40
+    with pytest.raises(InputError) as info:
+        loads_strict('{"ok": 1, "students": {"s1": {"x": ' + deep + "}}}")
+    assert str(info.value) == "students.s1: arrays or objects nest deeper than 32 levels"
+    with pytest.raises(InputError) as info:
+        loads_strict(deep)
+    assert str(info.value) == "arrays or objects nest deeper than 32 levels"  # at the top: no field

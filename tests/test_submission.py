@@ -273,7 +273,13 @@ def test_a_column_vector_names_the_entry(tmp_path):
 def test_deeply_nested_arrays(tmp_path):
     deep = "[" * 40 + "1" + "]" * 40
     found = problems(read_text(tmp_path, json.dumps(with_answer("u", None)).replace("null", deep, 1)))
-    assert found[0] == "arrays or objects nest deeper than 32 levels"
+    assert found[0] == "answers.u: arrays or objects nest deeper than 32 levels"
+
+
+def test_deep_nesting_in_an_unknown_key_names_it_in_one_line(tmp_path):
+    deep = "{\"a\": " * 40 + "1" + "}" * 40
+    text = json.dumps({"student_id": "s1", "answers": RIGHT, "n\note": 0}).replace("0}", deep + "}")
+    assert problems(read_text(tmp_path, text))[0] == "n\\note.a: arrays or objects nest deeper than 32 levels"
 
 
 def test_brackets_in_derivation_text_are_not_nesting(tmp_path):
