@@ -109,6 +109,14 @@ def test_variant_without_a_seed_is_a_usage_error():
     assert "Missing option '--seed'" in result.output
 
 
+@pytest.mark.parametrize("command", ["variant", "key"])
+@pytest.mark.parametrize("student", ["", " "])
+def test_an_empty_student_id_is_a_usage_error(command, student):
+    result = run(command, "--seed", "s3cret", "--student", student)
+    assert result.exit_code == 2
+    assert "'--student': must not be empty" in result.output
+
+
 def test_version():
     assert run("--version").output == f"hwgen, version {__version__}\n"
 

@@ -151,6 +151,13 @@ def test_grade_assignment_names_the_canvas_column(workdir):
     assert (workdir / "grades/canvas.csv").read_text().splitlines()[0].endswith(",HW#2 Problem 1")
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_empty_assignment_name_is_a_usage_error(workdir, name):
+    result = run("grade", "submissions/", "--assignment", name)
+    assert result.exit_code == 2 and "'--assignment': must not be empty" in result.stderr
+    assert not (workdir / "grades").exists()
+
+
 def test_grade_lists_other_files_as_skipped(workdir):
     (workdir / "submissions" / "notes.txt").write_text("not a submission")
     result = run("grade", "submissions/")
