@@ -46,6 +46,14 @@ def _non_empty_seed(ctx, param, value):
     return value
 
 
+def _not_blank(ctx, param, value):
+    # An empty assignment name is an empty column header in canvas.csv; an empty student id
+    # gives a variant of nobody on the roster.
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty or only spaces")
+    return value
+
+
 def batch_run(command):
     """Run ``command`` with Python's cyclic garbage collector paused.
 
@@ -126,7 +134,7 @@ def solve(params_path, fmt):
 
 @cli.command()
 @seed_option
-@click.option("--student", "student_id", required=True, help="The student's id, as in the roster.")
+@click.option("--student", "student_id", required=True, callback=_not_blank, help="The student's id, as in the roster.")
 def variant(seed, student_id):
     """Print one student's parameters as JSON (the input of `hwgen solve --params`).
 
@@ -207,7 +215,7 @@ def _manifest_option(without: str):
 @click.option("--rubric", "rubric_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False), help="Rubric (TOML, or JSON) replacing the default grader/rubric.toml.")
 @click.option("--follow-through/--no-follow-through", default=True, show_default=True, help="Credit entries that are right for the student's own earlier (wrong) answers.")
 @click.option("--reveal", is_flag=True, help="Show the expected values in the feedback files.")
-@click.option("--assignment", default="HW2", show_default=True, help="The assignment column's name in canvas.csv.")
+@click.option("--assignment", default="HW2", show_default=True, callback=_not_blank, help="The assignment column's name in canvas.csv.")
 @batch_run
 def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path, follow_through, reveal, assignment):
     """Grade answer files entry by entry, with follow-through credit and named mistakes.
@@ -399,7 +407,7 @@ def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, f
 
 @cli.command()
 @click.option("--seed", envvar="HWGEN_SEED", help=SEED_HELP + " Needed with --student.")
-@click.option("--student", "student_id", help="Print this student's key (their variant of the seed).")
+@click.option("--student", "student_id", callback=_not_blank, help="Print this student's key (their variant of the seed).")
 @click.option("--params", "params_path", metavar="FILE", help="Print the key of the instance in this parameters JSON ('-' for standard input).")
 @click.option("--format", "fmt", type=click.Choice(["md", "tex"]), default="md", show_default=True, help="md: Markdown with $-math (GitHub, Jupyter); tex: a LaTeX document for pdflatex.")
 @click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")

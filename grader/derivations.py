@@ -415,8 +415,16 @@ def grade_derivation(key: str, value: object) -> DerivationResult:
     reading = _read(key, value)
     if reading.tree is None:
         return DerivationResult(key, reading.status, 0.0, None, reading.message, text)
+    # A student's expression may be huge (1/1e-308*x[i]): comparing it and looking for a hint
+    # then overflows to inf, which grades it wrong, and must print no warning on stderr.
+    with np.errstate(all="ignore"):
+        return _judge(key, reading.tree, text)
+
+
+def _judge(key: str, tree: Expr, text: str | None) -> DerivationResult:
+    """A parsed derivation's result: right, a named mistake, or wrong with a hint."""
     bench = _bench()
-    values = evaluate(reading.tree, bench.env, _FREE[key])
+    values = evaluate(tree, bench.env, _FREE[key])
     scale = bench.scale[key]
     if _agrees(values, bench.reference[key], scale).all():
         return DerivationResult(key, RIGHT, 1.0, None, "", text)

@@ -7,29 +7,36 @@ import re
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_STEM = 64
-# Names Windows refuses whatever the extension; a shared course drive may well be one.
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10))}
+# A stem is letters, digits and ._- and starts with none of . and - (a dot-file is hidden; rm, ls
+# and the rest read a leading dash as an option). Nor is it a name Windows refuses whatever the
+# extension (nul, nul.txt, NUL.tar.gz), as a shared course drive may well be.
+_RESERVED = r"(?i:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:[.\n]|\Z)"
+_STEM = rf"(?!{_RESERVED})[A-Za-z0-9_][A-Za-z0-9._-]*"
+_SAFE_STEM = re.compile(_STEM)
 
 
 def safe_stem(student_id: str) -> str:
     """A file-name stem for ``student_id``: the id itself when it is already safe.
 
-    Anything else (slashes, '..', spaces, non-ASCII, a reserved or over-long name) becomes
-    underscores plus 8 hex digits of the id's SHA-256, so two different ids never share a name.
+    Anything else (slashes, '..', spaces, non-ASCII, a reserved, dash-led or over-long name)
+    becomes underscores plus 8 hex digits of the id's SHA-256, so two different ids never share
+    a name; an underscore goes in front of what would still start like that (_nul.txt-1a2b3c4d).
     """
     stem = _UNSAFE.sub("_", student_id).strip("._") or "student"
-    if stem == student_id and len(stem) <= MAX_STEM and stem.lower() not in _RESERVED:
+    if stem == student_id and len(stem) <= MAX_STEM and _SAFE_STEM.fullmatch(stem):
         return stem
     digest = hashlib.sha256(student_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{stem[:MAX_STEM]}-{digest}"
+    stem = f"{stem[:MAX_STEM]}-{digest}"
+    return stem if _SAFE_STEM.fullmatch(stem) else f"_{stem}"
 
 
 def is_safe_stem(stem: str) -> bool:
-    """Whether ``stem`` is one safe_stem or assign_stems could have made (no path, no dot-file)."""
-    return bool(stem) and _UNSAFE.search(stem) is None and not stem.startswith(".") and len(stem) <= 2 * MAX_STEM
+    """Whether ``stem`` is one safe_stem or assign_stems could have made (no path, no dot-file,
+    no reserved or dash-led name)."""
+    return len(stem) <= 2 * MAX_STEM and _SAFE_STEM.fullmatch(stem) is not None
 
 
-_SAFE_LINES = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\n[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+_SAFE_LINES = re.compile(rf"{_STEM}(?:\n{_STEM})*")
 
 
 def all_safe_stems(stems: list) -> bool:

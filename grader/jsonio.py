@@ -93,6 +93,28 @@ def nesting_depth(obj: Any) -> int:
     return deepest
 
 
+def too_deep_field(obj: Any) -> str | None:
+    """Where in parsed JSON the nesting passes MAX_NESTING, as the keys down to it, at most two
+    (answers.u); None when it starts at the top (a file that is one deep list). Only for a
+    file already found too deep: it walks the file again."""
+    keys: list[str] = []
+    node, depth = obj, 1  # depth: the arrays and objects around each child of node
+    while len(keys) < 2 and isinstance(node, dict):
+        key = next((k for k, v in node.items() if depth + nesting_depth(v) > MAX_NESTING), None)
+        if key is None:
+            break
+        keys.append(clip(key))
+        node, depth = node[key], depth + 1
+    return ".".join(keys) or None
+
+
+def clip(text: str, limit: int = 40) -> str:
+    """Text from a file for a message: cut short, with anything unprintable (a control character,
+    a lone surrogate) written as its escape, so that no terminal or file chokes on it."""
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 @functools.lru_cache(maxsize=None)
 def _decoder(check_duplicates: bool, finite_floats: bool) -> json.JSONDecoder:
     """A decoder with loads_strict's hooks, built once: json.loads with hooks builds one per call,
@@ -125,7 +147,7 @@ def loads_strict(
     except RecursionError:  # the C parser's own guard, far deeper than our limit
         raise InputError(None, TOO_DEEP) from None
     if check_depth and text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
-        raise InputError(None, TOO_DEEP)
+        raise InputError(too_deep_field(obj), TOO_DEEP)
     return obj
 
 
@@ -270,10 +292,25 @@ def to_array(value: Any, field: str, ndim: int) -> np.ndarray:
     if len(shape) != ndim:
         want = {0: "a number", 1: "a list of numbers", 2: "a list of rows (a matrix)"}[ndim]
         raise InputError(field, f"expected {want}, got {len(shape)} levels of nesting")
-    array = np.array(value, dtype=np.float64)
+    try:
+        array = np.array(value, dtype=np.float64)
+    except OverflowError:  # an integer of 310 digits or more, which no float holds
+        raise InputError(_too_large_entry(value, field) or field, "the number is too large to be finite") from None
     if not np.isfinite(array).all():
         raise InputError(field, "contains a number too large to be finite")
     return array
+
+
+def _too_large_entry(value: Any, field: str) -> str:
+    """Where in ``value`` (a number or nested lists, as _shape_of accepted) the first integer
+    beyond float range sits, e.g. x[2]."""
+    if isinstance(value, list):
+        for n, item in enumerate(value):
+            where = _too_large_entry(item, f"{field}[{n}]")
+            if where:
+                return where
+        return ""
+    return field if not -sys.float_info.max <= value <= sys.float_info.max else ""
 
 
 def _is_flat_list(value: Any) -> bool:

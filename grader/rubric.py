@@ -26,6 +26,9 @@ from grader.jsonio import InputError, loads_strict, read_text
 DEFAULT_RUBRIC_PATH = Path(__file__).with_name("rubric.toml")
 DERIVATION_KEYS = ("u", "h", "z", "o", "grad_w", "grad_v")  # the expressions parts 1 and 3 ask for
 TOP_LEVEL_KEYS = ("follow_through", "answers", "derivations", "mistake_credit")
+# Far more than any homework is worth, and small enough that no score, total or class mean can
+# overflow to infinity, which a JSON report cannot hold.
+MAX_POINTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,15 @@ def _part_order(part: str) -> tuple[int, str]:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(where, "must be a finite number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of 310 digits or more, which no float holds
+        raise InputError(where, "the number is too large to be finite") from None
+    if not math.isfinite(number):
+        raise InputError(where, "must be a finite number")
+    return number
 
 
 def _fraction(value: Any, where: str) -> float:
@@ -127,8 +136,11 @@ def _parts(obj: Any, section: str, allowed: tuple[str, ...]) -> dict[str, dict[s
         for key, value in points.items():
             if key not in allowed:
                 raise InputError(f"{where}.{key}", "is not gradable here; expected one of " + ", ".join(allowed))
-            if _number(value, f"{where}.{key}") < 0:
+            number = _number(value, f"{where}.{key}")
+            if number < 0:
                 raise InputError(f"{where}.{key}", "must not be negative")
+            if number > MAX_POINTS:
+                raise InputError(f"{where}.{key}", f"is over the limit of {MAX_POINTS:,} points")
         parts[part] = {key: float(value) for key, value in points.items()}
     return dict(sorted(parts.items(), key=lambda item: _part_order(item[0])))
 
@@ -137,6 +149,8 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
     """The rubric in ``path`` (TOML, or JSON by extension), or the default rubric."""
     path = DEFAULT_RUBRIC_PATH if path is None else Path(path)
     text = read_text(path)
+    if not text.strip():  # an empty file (or a FIFO with nothing written) is no rubric at all
+        raise InputError(None, "the rubric is empty; it needs the answers tables, e.g. [answers.2]")
     if path.suffix.lower() == ".json":
         obj = loads_strict(text)
     else:

@@ -12,7 +12,8 @@ nulls): a null is a missing answer, not a malformed one. ``loss`` may be a numbe
 one. ``grad_w`` or ``grad_v`` given with the shape of its transpose is kept (transposed back)
 and remembered, because that is a mistake to grade, not a malformed file. Everything else that
 is not a finite number where a number belongs makes the file invalid, with one line per problem
-naming the field, e.g. ``answers.grad_v[2][1]: expected a number, got a string``.
+naming the field, e.g. ``answers.grad_v[2][1]: expected a number, got a string``; so does a NaN,
+an Infinity or a 1e999 anywhere, even in a key that is otherwise ignored.
 
 Reading is the only per-file Python work of ``hwgen grade``, so it is kept lean: a file's answers
 become one flat float64 vector (NaN where not given) laid out by a ``Layout``.
@@ -37,12 +38,14 @@ from grader.jsonio import (
     TOO_DEEP,
     InputError,
     NonFiniteError,
+    clip as _clip,
     decode_utf8,
     fast_loads,
     loads_strict,
     nesting_depth,
     read_bytes,
     read_int,
+    too_deep_field,
 )
 from grader.params import Params, answer_shapes
 from grader.roster import id_problem
@@ -220,7 +223,7 @@ def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool 
     obj = fast_loads(data, check_duplicates=check_duplicates)
     if obj is not None:
         if check_depth and data.count(b"[") + data.count(b"{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
-            raise InputError(None, TOO_DEEP)
+            raise InputError(too_deep_field(obj), TOO_DEEP)
         return obj
     text = decode_utf8(data)
     obj = loads_strict(text, check_duplicates=check_duplicates, check_depth=check_depth, finite_floats=False)
@@ -272,7 +275,7 @@ def read_submission(
     try:
         obj = parse_json(data, check_depth=False)
         if not _nesting_ok(data, obj):
-            raise InputError(None, TOO_DEEP)
+            raise InputError(too_deep_field(obj), TOO_DEEP)
     except InputError as exc:
         # Refused as JSON; if it is JSON nonetheless (NaN, a repeated key), read it leniently
         # to tell whose file it is and where the problem sits.
@@ -282,10 +285,6 @@ def read_submission(
         if obj is None:
             return InvalidSubmission([str(exc)], source=source, mtime_ns=mtime_ns)
         result = from_json(obj, layouts, source=source, mtime_ns=mtime_ns)
-        if isinstance(exc, NonFiniteError) and isinstance(result, Submission) and not repeated:
-            # from_json refuses a non-finite number wherever it reads one, so this one sits in
-            # an unknown key, which is ignored with a warning already: grade the rest.
-            return result
         problems = list(result.problems) if isinstance(result, InvalidSubmission) else []
         problems += [f"{_clip(key)}: appears twice in the same object; keep one" for key in dict.fromkeys(repeated)]
         if not (isinstance(exc, NonFiniteError) and any(NON_FINITE in p for p in problems)) and str(exc) not in problems:
@@ -335,6 +334,9 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
             if key not in TOP_LEVEL_KEYS:
                 warnings.append(f"{_clip(key)}: unknown key, ignored")
                 _non_finite(obj[key], _clip(key), problems)
+    note = obj.get("help")
+    if note is not None and type(note) is not str:  # unread, but a NaN anywhere makes a file invalid
+        _non_finite(note, "help", problems)
 
     student_id = _student_id(obj, problems, warnings)
     layout = None
@@ -402,23 +404,19 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
 
 
 def _non_finite(value: Any, field: str, problems: list[str]) -> None:
-    """A problem for each number in ``value`` too large to be finite (1e999 parses as infinity)."""
+    """A problem for each number in ``value`` too large to be finite (1e999 parses as infinity),
+    and for each NaN or Infinity of a file re-read leniently."""
     stack = [(value, field)]
     while stack:
         item, where = stack.pop()
         if type(item) is float and not math.isfinite(item):
             problems.append(f"{where}: the number is too large to be finite")
+        elif type(item) is NonFinite:
+            problems.append(f"{where}: {_kind(item)}")
         elif type(item) is list:
             stack.extend((x, f"{where}[{n}]") for n, x in reversed(list(enumerate(item))))
         elif type(item) is dict:
             stack.extend((x, f"{where}.{_clip(k)}") for k, x in reversed(list(item.items())))
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    """Student text for a message: cut short, with anything unprintable (a control character, a
-    lone surrogate) written as its escape, so that no terminal or file chokes on it."""
-    text = text if len(text) <= limit else text[:limit] + "..."
-    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 NON_FINITE = "which is not a finite number"
@@ -558,7 +556,8 @@ def _entries(value: Any, key: str, shape: tuple[int, ...], problems: list[str], 
             flat.append(row)
         if not ok:
             return nulls
-        transposed.add(key)
+        if any(x is not None for row in flat for x in row):  # all null is blank, not transposed
+            transposed.add(key)
         return [flat[c][r] for r in range(rows) for c in range(cols)]  # back to (rows, cols)
     problems.append(_shape_problem(value, field, rows, cols))
     return nulls

@@ -73,6 +73,14 @@ def test_non_finite_params_are_refused():
     assert result.output == "Error: standard input: NaN is not a number JSON allows; write a finite number\n"
 
 
+@pytest.mark.parametrize("command", ["solve", "key"])
+def test_an_integer_beyond_float_range_in_params_is_one_line_naming_the_entry(command):
+    text = json.dumps(dict(HW2.to_json(), x=[1.0, 1.0, 12345.5])).replace("12345.5", "1" + "0" * 310)
+    result = run(command, "--params", "-", input=text)
+    assert result.exit_code == 1
+    assert result.output == "Error: standard input: x[2]: the number is too large to be finite\n"
+
+
 def test_missing_params_file_is_a_user_error(tmp_path):
     result = run("solve", "--params", str(tmp_path / "nope.json"))
     assert result.exit_code == 1
@@ -99,6 +107,14 @@ def test_variant_without_a_seed_is_a_usage_error():
     result = run("variant", "--student", "x", env={"HWGEN_SEED": None})
     assert result.exit_code == 2
     assert "Missing option '--seed'" in result.output
+
+
+@pytest.mark.parametrize("command", ["variant", "key"])
+@pytest.mark.parametrize("student", ["", " "])
+def test_an_empty_student_id_is_a_usage_error(command, student):
+    result = run(command, "--seed", "s3cret", "--student", student)
+    assert result.exit_code == 2
+    assert "'--student': must not be empty" in result.output
 
 
 def test_version():

@@ -327,3 +327,13 @@ def test_points_are_drawn_deterministically():
     first, second = draw_points(8), draw_points(8)
     for name in first:
         np.testing.assert_array_equal(first[name], second[name])
+
+
+@pytest.mark.parametrize("key,text", [("grad_v", "1/1e-308*x[i]"), ("u", "sum(v[j,i]*x[i], i)/1e-308"), ("h", "exp(1000*u[j])")])
+def test_a_huge_derivation_is_graded_without_a_numpy_warning(key, text):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would fail here; on stderr it confuses a TA
+        result = grade_derivation(key, text)
+    assert result.status == "wrong" and result.fraction == 0.0

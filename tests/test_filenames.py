@@ -5,7 +5,9 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from grader.filenames import _distinct_one_by_one, all_safe_stems, distinct_stems, is_safe_stem
+import pytest
+
+from grader.filenames import _distinct_one_by_one, all_safe_stems, assign_stems, distinct_stems, is_safe_stem, safe_stem
 from grader.grading import _without_stored_answers
 
 STEM_TEXT = st.text(alphabet="aZ09._-/\n é\r", max_size=8)
@@ -15,8 +17,28 @@ STEM_TEXT = st.text(alphabet="aZ09._-/\n é\r", max_size=8)
 @example(["0\n0"])  # a line break inside one stem, not between two
 @example(["a" * 129])
 @example([".hidden"])
+@example(["ok", "nul.txt"])  # a name Windows reserves, with an extension
+@example(["ok", "-rf"])  # read as an option by shell tools
+@example(["Com0"])
 def test_all_safe_stems_is_is_safe_stem_for_every_item(stems):
     assert all_safe_stems(stems) == (bool(stems) and all(type(s) is str and is_safe_stem(s) for s in stems))
+
+
+@pytest.mark.parametrize("student_id", ["nul.txt", "NUL.tar.gz", "con", "lpt1.x", "-rf", "--", ".-x"])
+def test_a_reserved_or_dash_led_id_gets_a_stem_that_is_neither(student_id):
+    stem = safe_stem(student_id)
+    assert is_safe_stem(stem) and not stem.startswith("-") and stem.split(".")[0].lower() not in {"nul", "con", "lpt1"}
+    assert not is_safe_stem(student_id)
+
+
+def test_a_stem_changed_for_being_reserved_stays_distinct_from_the_id_it_looks_like():
+    stems = assign_stems(["nul.txt", "_nul.txt", "-rf", "_-rf"])
+    assert len({stem.lower() for stem in stems.values()}) == 4
+
+
+@given(st.text(alphabet="nulNUL.-_a/ ", max_size=10))
+def test_safe_stem_always_makes_a_stem_is_safe_stem_accepts(student_id):
+    assert is_safe_stem(safe_stem(student_id))
 
 
 @given(st.dictionaries(st.text(max_size=4), st.text(alphabet="aAbB", min_size=1, max_size=3), max_size=6), st.sampled_from([(), ("keys",), ("A",)]))

@@ -109,6 +109,17 @@ def test_an_integer_of_thousands_of_digits_is_one_line_and_the_class_is_graded(w
     assert checked.exit_code == 1 and "answers.loss: the number is too large to be finite" in checked.stdout
 
 
+@pytest.mark.parametrize("literal,reason", [("NaN", "NaN, which is not a finite number (JSON allows only finite numbers)"), ("1e999", "the number is too large to be finite")])
+def test_grade_and_check_refuse_a_non_finite_number_in_an_unknown_key_alike(workdir, literal, reason):
+    sub = json.loads((workdir / "submissions" / "right_4_decimals.json").read_text())
+    (workdir / "submissions" / "extra.json").write_text(json.dumps({**sub, "student_id": "x-1", "extra": 12345.5}).replace("12345.5", literal))
+    run("grade", "submissions/")
+    records = {r["source"]: r for r in json.loads((workdir / "grades" / "results.json").read_text())["students"]}
+    assert (records["submissions/extra.json"]["status"], records["submissions/extra.json"]["errors"]) == ("invalid", [f"extra: {reason}"])
+    checked = run("check", "submissions/extra.json")
+    assert checked.exit_code == 1 and f"extra.json: error: extra: {reason}\n" in checked.stdout
+
+
 def test_grade_output_matches_the_golden_files(workdir):
     assert run("grade", "submissions/").exit_code == 0
     out = workdir / "grades"
@@ -138,6 +149,13 @@ def test_grade_reveal_shows_the_expected_values(workdir):
 def test_grade_assignment_names_the_canvas_column(workdir):
     run("grade", "submissions/", "--assignment", "HW#2 Problem 1")
     assert (workdir / "grades/canvas.csv").read_text().splitlines()[0].endswith(",HW#2 Problem 1")
+
+
+@pytest.mark.parametrize("name", ["", "   "])
+def test_an_empty_assignment_name_is_a_usage_error(workdir, name):
+    result = run("grade", "submissions/", "--assignment", name)
+    assert result.exit_code == 2 and "'--assignment': must not be empty" in result.stderr
+    assert not (workdir / "grades").exists()
 
 
 def test_grade_lists_other_files_as_skipped(workdir):
@@ -209,6 +227,14 @@ def test_a_bad_rubric_is_an_error_naming_the_field(workdir):
     assert result.exit_code == 1 and "r.toml: answers.h: is in no answers part" in result.stderr
 
 
+def test_rubric_points_too_large_to_total_are_refused_in_one_line(workdir):
+    text = (ROOT / "grader" / "rubric.toml").read_text()
+    (workdir / "r.toml").write_text(text.replace("\nu = 2\n", "\nu = 1e308\n").replace("\nh = 2\n", "\nh = 1e308\n"))
+    result = run("grade", "submissions/", "--rubric", "r.toml")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "Error: r.toml: answers.2.u: is over the limit of 1,000,000 points"
+
+
 # --- with a manifest ----------------------------------------------------------------------------------------
 
 
@@ -236,6 +262,15 @@ def test_a_broken_manifest_is_one_line_and_exit_1_while_workers_read(generated_c
     result = run("grade", "in")
     assert result.exit_code == 1 and not (generated_class / "grades" / "results.json").exists()
     assert result.stderr.splitlines()[-1].startswith("Error: manifest.json: students[0].student_id")
+
+
+def test_an_integer_beyond_float_range_in_a_manifest_is_one_line_naming_the_field(generated_class):
+    text = (generated_class / "manifest.json").read_text()
+    (generated_class / "manifest.json").write_text(text.replace('"lr": 0.1', '"lr": 1' + "0" * 310, 1))
+    for command in (["grade", "in"], ["check", "in/alice.json", "--manifest", "manifest.json"]):
+        result = run(*command)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[-1] == "Error: manifest.json: students[0].params.lr: the number is too large to be finite"
 
 
 def test_grade_uses_manifest_json_in_the_working_folder(generated_class):

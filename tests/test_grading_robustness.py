@@ -78,9 +78,10 @@ def test_a_lone_coincident_entry_does_not_name_a_mistake():
     assert "target-minus-output" not in grade_answers(HW2, answers).misconceptions
 
 
-def test_a_nan_in_an_unknown_key_is_ignored_with_the_key(tmp_path):
+def test_a_nan_in_an_unknown_key_makes_the_file_invalid_as_a_1e999_does(tmp_path):
     records = grade_folder(tmp_path, {"f.json": '{"student_id": "n1", "scratch": NaN, "answers": {"u": [2.0, -1.5, 4.7, 0.2]}}'})
-    assert (records["f.json"]["status"], records["f.json"]["score"]) == ("graded", 2.0)
+    assert (records["f.json"]["status"], records["f.json"]["score"]) == ("invalid", 0)
+    assert records["f.json"]["errors"] == ["scratch: NaN, which is not a finite number (JSON allows only finite numbers)"]
     assert records["f.json"]["warnings"] == ["scratch: unknown key, ignored"]
 
 

@@ -5,10 +5,11 @@ import json
 import math
 import struct
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from grader.jsonio import AtomicFile, InputError, decode_utf8, fast_loads, loads_strict, write_atomic
+from grader.jsonio import AtomicFile, InputError, decode_utf8, fast_loads, loads_strict, to_array, write_atomic
 
 SCALARS = st.one_of(
     st.none(),
@@ -146,3 +147,19 @@ def test_an_atomic_file_left_without_commit_leaves_the_old_one(tmp_path):
 def test_write_atomic_writes_text_as_utf8_with_lone_surrogates_escaped(tmp_path):
     write_atomic(tmp_path / "f.md", "é \ud800")
     assert (tmp_path / "f.md").read_bytes() == "é ".encode() + b"\\ud800"
+
+
+def test_to_array_names_an_integer_beyond_float_range_as_one_line():
+    with pytest.raises(InputError) as info:
+        to_array([[1, 2], [3, 10**310]], "v", 2)
+    assert str(info.value) == "v[1][1]: the number is too large to be finite"
+
+
+def test_too_deep_nesting_names_the_keys_down_to_it():
+    deep = "[" * 40 + "1" + "]" * 40
+    with pytest.raises(InputError) as info:
+        loads_strict('{"ok": 1, "students": {"s1": {"x": ' + deep + "}}}")
+    assert str(info.value) == "students.s1: arrays or objects nest deeper than 32 levels"
+    with pytest.raises(InputError) as info:
+        loads_strict(deep)
+    assert str(info.value) == "arrays or objects nest deeper than 32 levels"  # at the top: no field

@@ -8,7 +8,7 @@ import pytest
 
 from grader import core
 from grader.jsonio import InputError
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.rubric import DEFAULT_RUBRIC, DEFAULT_RUBRIC_PATH, Rubric, load_rubric
 
 
 def test_default_rubric_points_per_part_are_those_of_hw2():
@@ -117,4 +117,29 @@ def test_invalid_toml_is_one_line(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text("follow_through = \n")
     with pytest.raises(InputError, match=r"^not valid TOML: "):
+        load_rubric(path)
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_an_integer_beyond_float_range_is_an_error_naming_the_entry(tmp_path, suffix):
+    path = tmp_path / f"r{suffix}"
+    text = json.dumps(base()) if suffix == ".json" else (DEFAULT_RUBRIC_PATH.read_text())
+    big = "1" + "0" * 310
+    path.write_text(text.replace('"u": 2.0', f'"u": {big}', 1) if suffix == ".json" else text.replace("\nu = 2\n", f"\nu = {big}\n", 1))
+    with pytest.raises(InputError) as info:
+        load_rubric(path)
+    assert str(info.value) == "answers.2.u: the number is too large to be finite"
+
+
+def test_points_beyond_the_limit_are_an_error():
+    obj = base()
+    obj["answers"]["2"]["u"] = obj["answers"]["2"]["h"] = 1e308
+    assert error_of(obj) == "answers.2.u: is over the limit of 1,000,000 points"
+
+
+@pytest.mark.parametrize("name", ["r.toml", "r.json"])
+def test_an_empty_rubric_file_says_it_is_empty(tmp_path, name):
+    path = tmp_path / name
+    path.write_text(" \n")
+    with pytest.raises(InputError, match=r"^the rubric is empty; "):
         load_rubric(path)

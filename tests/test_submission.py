@@ -95,6 +95,15 @@ def test_a_transposed_gradient_is_kept_transposed_back_and_remembered(tmp_path):
     assert sub.transposed == {"grad_v"} and np.allclose(sub.answers["grad_v"], RIGHT["grad_v"])
 
 
+@pytest.mark.parametrize("key", ["grad_w", "grad_v"])
+@pytest.mark.parametrize("null_rows", [True, False])
+def test_an_all_null_gradient_in_the_transposed_shape_is_blank_not_transposed(tmp_path, key, null_rows):
+    cols, rows = LAYOUT.shapes[key]  # the transpose's shape
+    value = [None] * rows if null_rows else [[None] * cols for _ in range(rows)]
+    sub = read_obj(tmp_path, with_answer(key, value))
+    assert sub.transposed == frozenset() and sub.answers[key] is None and f"answers.{key}" in sub.missing()
+
+
 def test_a_byte_order_mark_is_harmless(tmp_path):
     assert isinstance(read_text(tmp_path, "\ufeff" + json.dumps({"student_id": "s", "answers": RIGHT})), Submission)
 
@@ -207,6 +216,20 @@ def test_a_non_finite_number_anywhere_is_refused(tmp_path):
     assert problems(read_text(tmp_path, text)) == ["note[0]: the number is too large to be finite"]
 
 
+@pytest.mark.parametrize("literal", ["NaN", "-Infinity", "1e999"])
+@pytest.mark.parametrize("where,field", [("note", "note[0]"), ("help", "help[0]"), ("answers", "answers.extra[0]")])
+def test_a_nan_is_refused_wherever_it_is_like_a_number_too_large(tmp_path, literal, where, field):
+    obj = with_answer("extra", [12345.5]) if where == "answers" else {"student_id": "s1", "answers": RIGHT, where: [12345.5]}
+    result = read_text(tmp_path, json.dumps(obj).replace("12345.5", literal))
+    reason = "the number is too large to be finite" if literal == "1e999" else f"{literal}, which is not a finite number (JSON allows only finite numbers)"
+    assert problems(result) == [f"{field}: {reason}"] and result.student_id == "s1"
+
+
+def test_a_nan_as_a_derivation_is_refused_in_the_words_of_the_answers(tmp_path):
+    text = json.dumps({"student_id": "s1", "answers": RIGHT, "derivations": {"u": 12345.5}}).replace("12345.5", "NaN")
+    assert problems(read_text(tmp_path, text)) == ["derivations.u: NaN, which is not a finite number (JSON allows only finite numbers)"]
+
+
 @pytest.mark.parametrize("value,kind", [("0.31", "a string"), (True, "a boolean"), ({"a": 1}, "an object")])
 def test_strings_and_booleans_where_numbers_belong(tmp_path, value, kind):
     assert problems(read_obj(tmp_path, with_answer("u", [2.0, value, 4.7, 0.2]))) == [f"answers.u[1]: expected a number, got {kind}"]
@@ -255,7 +278,13 @@ def test_a_column_vector_names_the_entry(tmp_path):
 def test_deeply_nested_arrays(tmp_path):
     deep = "[" * 40 + "1" + "]" * 40
     found = problems(read_text(tmp_path, json.dumps(with_answer("u", None)).replace("null", deep, 1)))
-    assert found[0] == "arrays or objects nest deeper than 32 levels"
+    assert found[0] == "answers.u: arrays or objects nest deeper than 32 levels"
+
+
+def test_deep_nesting_in_an_unknown_key_names_it_in_one_line(tmp_path):
+    deep = "{\"a\": " * 40 + "1" + "}" * 40
+    text = json.dumps({"student_id": "s1", "answers": RIGHT, "n\note": 0}).replace("0}", deep + "}")
+    assert problems(read_text(tmp_path, text))[0] == "n\\note.a: arrays or objects nest deeper than 32 levels"
 
 
 def test_brackets_in_derivation_text_are_not_nesting(tmp_path):
