@@ -283,7 +283,7 @@ def _inputs_right(key: str, right: dict[str, np.ndarray], target: np.ndarray, sh
     raise KeyError(key)
 
 
-def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: np.ndarray, given: np.ndarray) -> np.ndarray:
+def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: np.ndarray, given: np.ndarray, per_unit: bool = False) -> np.ndarray:
     """Entries that show a mistake made: wrong entries matching its value, in the students whose
     answer matches it at half or more of the given entries it visibly changes, and at more of
     them than are right.
@@ -303,7 +303,18 @@ def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: 
     n_matched = matches.reshape(n, -1).sum(axis=1)
     n_against = (changed & right).reshape(n, -1).sum(axis=1)  # entries the mistake would change, left right
     coherent = (n_matched >= 1) & (2 * n_matched >= n_changed) & (n_matched > n_against)
+    if per_unit:
+        coherent |= _whole_row_made(changed, matches)
     return matches & coherent.reshape((n,) + (1,) * (answer.ndim - 1))
+
+
+def _whole_row_made(changed: np.ndarray, matches: np.ndarray) -> np.ndarray:
+    """(N,): does some row of dL/dv (a hidden unit) match the mistake in every entry it
+    changes, two or more? ELU' taken as 1 for u_1 but rightly as e^u for u_3 is the mistake
+    made for one unit, named though as many entries are right as match: a slip that scales a
+    whole row onto the mistake's values, in every entry, is no slip."""
+    n_changed = changed.sum(axis=2)  # (N, rows)
+    return ((n_changed >= 2) & (matches.sum(axis=2) == n_changed)).any(axis=1)
 
 
 def entry_codes(
@@ -430,7 +441,7 @@ class _MistakeSearch(NamedTuple):
             wrong_value = mistakes.spoiled(chain, mistake)
             if wrong_value.shape != answer.shape:
                 continue  # a transposed non-square matrix: told apart by its shape (entry_codes)
-            here = _made(self.tolerance, answer, wrong_value, correct, given_entries)
+            here = _made(self.tolerance, answer, wrong_value, correct, given_entries, mistake.per_unit)
             if mistake.also is not None:
                 as_other |= here & _close(self.tolerance, wrong_value, mistakes.spoiled(chain, mistakes.alone(mistake.also, key)))
             made |= here

@@ -47,6 +47,9 @@ class Mistake:
     # For a mistake made together with another (COMBINED): the other's id. Where the two
     # together give what the other alone gives, the entries are that other mistake's.
     also: str | None = None
+    # Made unit by unit (ELU' at each negative u_j): one row of the answer (a hidden unit's),
+    # matching in every entry it changes, shows it, though other rows are right.
+    per_unit: bool = False
 
 
 def _dh(c: Chain) -> np.ndarray:
@@ -104,6 +107,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         "ELU'(u) was taken as 0 for negative u; for u < 0 it is e^u.",
         _grad_v_with(_negative_branch(np.zeros_like)),
         ELU_ONLY,
+        per_unit=True,
     ),
     Mistake(
         "elu-derivative-one",
@@ -111,6 +115,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         "ELU'(u) was taken as 1 for negative u; for u < 0 it is e^u.",
         _grad_v_with(_negative_branch(np.ones_like)),
         ELU_ONLY,
+        per_unit=True,
     ),
     Mistake(
         "elu-derivative-expm1",
@@ -118,6 +123,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         "ELU'(u) was taken as e^u - 1 (the ELU itself) for negative u; its derivative is e^u.",
         _grad_v_with(_negative_branch(np.expm1)),
         ELU_ONLY,
+        per_unit=True,
     ),
     Mistake(
         "gradient-ascent",
@@ -150,8 +156,9 @@ MISTAKE_IDS = tuple(dict.fromkeys(m.id for m in CATALOGUE))
 
 def _with_target_minus_output(mistake: Mistake) -> Mistake:
     """``mistake`` (a dL/dv computed with a wrong ELU') made with o* - o for o - o* as well.
-    dL/dv is linear in dL/dz, so the pair's value is the mistake's with its sign flipped."""
-    return replace(mistake, compute=lambda c: -mistake.compute(c), also="target-minus-output")
+    dL/dv is linear in dL/dz, so the pair's value is the mistake's with its sign flipped.
+    o* - o flips every row, so one row is no evidence of the pair (not per_unit)."""
+    return replace(mistake, compute=lambda c: -mistake.compute(c), also="target-minus-output", per_unit=False)
 
 
 # Mistakes made together in one answer, where neither alone explains it: a wrong ELU' and

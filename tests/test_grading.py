@@ -324,6 +324,20 @@ def test_relu_for_elu_with_elu_derivative_one_names_both():
     assert report.misconceptions == ("relu-for-elu", "elu-derivative-one"), not_right(report)
 
 
+def test_elu_derivative_one_made_for_one_of_two_negative_units_is_named():
+    # u = (-1.5, 0.5, -1.0): ELU' taken as 1 at u_1, rightly as e^u at u_3. Half of the entries
+    # the mistake changes are right, but the whole row of unit 1 is the mistake's.
+    params = Params(x=np.array([1.0, 0.5]), v=np.array([[-1.0, -1.0], [0.3, 0.4], [-0.5, -1.0]]), w=np.array([[0.5, -0.3, 0.8], [-0.7, 0.6, 0.2]]), target=np.array([0.0, 1.0]), lr=0.1)
+    key = solve_one(params)
+    assert key["u"][0] < 0 and key["u"][2] < 0
+    answers = answers_to_json(key)
+    dh = (key["o"] - params.target) @ params.w  # dL/dh_j
+    answers["grad_v"][0] = (dh[0] * 1.0 * params.x).tolist()
+    report = grade_answers(params, answers)
+    assert report.misconceptions == ("elu-derivative-one",)
+    assert report.quantity("grad_v").statuses == ["mistake:elu-derivative-one"] * 2 + ["right"] * 4
+
+
 def test_the_keys_update_after_one_row_of_the_gradient_flipped_stays_right():
     # Only a whole gradient flipped, then stepped uphill, is two mistakes cancelling.
     answers = hand_answers(HW2, decimals(4))
