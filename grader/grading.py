@@ -294,6 +294,9 @@ def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: 
     it, still names a mistake made alongside a slip in one of its entries (sigmoid outputs with
     a slip in o_2); asking for more matches than right entries keeps a slip that lands on one
     of them from naming it (o_1 slipped onto sigmoid(z_1), o_2 the softmax's, right).
+
+    ``per_unit`` (a mistake made unit by unit, see mistakes.Mistake): one hidden unit's whole row
+    matching is enough too (see _whole_row_made).
     """
     n = answer.shape[0]
     changed = given & np.isfinite(wrong_value) & np.isfinite(correct) & ~_close(tol, wrong_value, correct)
