@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from grader import core, grading, mistakes, variants
@@ -294,18 +294,22 @@ def test_a_wrong_elu_derivative_with_target_minus_output_names_both_on_hw2(elu_m
     assert "wrong" not in report.quantity("grad_v").statuses
 
 
-def _visible_with_target_minus_output(p: Params, elu_mistake: str) -> bool:
-    """Does ``elu_mistake`` made with o* - o change dL/dv visibly from o* - o alone? Not where
-    every negative u has e^u near 1/2: there e^u - 1 = -e^u, so that the pair gives o* - o's row."""
+def _visible_with_target_minus_output(p: Params, elu_mistake: str, margin: float = 1.0) -> bool:
+    """Does ``elu_mistake`` made with o* - o give some entry of dL/dv that is neither o* - o's
+    alone nor the key's, by more than ``margin`` times the tolerance? Not where every negative u
+    has e^u near 1/2: there e^u - 1 = -e^u, and the pair's row is the key's."""
     given_data = stack([p])
-    chain = mistakes.chain_from(given_data, core.solve(**given_data))
-    pair = next(m for m in mistakes.COMBINED if m.id == elu_mistake)
-    alone = mistakes.alone("target-minus-output", "grad_v")
-    return not TOL.close(mistakes.spoiled(chain, pair), mistakes.spoiled(chain, alone)).all()
+    key = core.solve(**given_data)
+    chain = mistakes.chain_from(given_data, key)
+    pair = mistakes.spoiled(chain, next(m for m in mistakes.COMBINED if m.id == elu_mistake))
+    alone = mistakes.spoiled(chain, mistakes.alone("target-minus-output", "grad_v"))
+    wide = Tolerance(rtol=TOL.rtol * margin, atol=TOL.atol * margin)
+    return bool((~wide.close(pair, alone) & ~wide.close(pair, key.grad_v)).any())
 
 
 @slow
 @given(seed=seeds, students=ids, elu_mistake=st.sampled_from(ELU_DERIVATIVE_MISTAKES), rounded=st.booleans())
+@example(seed="\xfb\x04\xde\U00082a66", students=["H\U0010325fA\x9f=@$\x16\xf7P{"], elu_mistake="elu-derivative-expm1", rounded=False)  # u_1 = -0.7
 def test_a_wrong_elu_derivative_with_target_minus_output_names_both_on_any_variant(seed, students, elu_mistake, rounded):
     # For a very negative u, o* - o with ELU' taken as 1 gives the row ELU' taken as e^u - 1
     # alone gives: only the rows of positive u tell the pair from the single mistake.
@@ -313,8 +317,16 @@ def test_a_wrong_elu_derivative_with_target_minus_output_names_both_on_any_varia
     rounding = sig if rounded else decimals(4)
     reports = grade_many(params, [hand_answers(p, rounding, ("target-minus-output", elu_mistake)) for p in params])
     for p, r in zip(params, reports):
-        named = {"target-minus-output", elu_mistake} if _visible_with_target_minus_output(p, elu_mistake) else {"target-minus-output"}
-        assert set(r.misconceptions) == named, not_right(r)
+        both, alone = {"target-minus-output", elu_mistake}, {"target-minus-output"}
+        if _visible_with_target_minus_output(p, elu_mistake, margin=3.0):
+            allowed = [both]
+        elif _visible_with_target_minus_output(p, elu_mistake):
+            # e^u within a few percent of 1/2 (u = -0.7: 0.4966): the pair's row is as near the
+            # key's as rounding goes, so either is fair.
+            allowed = [both, alone]
+        else:
+            allowed = [alone]
+        assert set(r.misconceptions) in allowed, not_right(r)
 
 
 def test_relu_for_elu_with_elu_derivative_one_names_both():
