@@ -82,7 +82,7 @@ def report_json(report: GradeReport) -> dict[str, Any]:
         "student_id": report.student_id,
         **_head_json(report),
         "warnings": list(report.warnings),
-        "source": None if report.source is None else shown_path(report.source),
+        "source": _shown_source(report.source),
     }
     if report.other_sources:
         record["other_sources"] = list(map(shown_path, report.other_sources))
@@ -291,7 +291,7 @@ def grades_row(report: GradeReport, parts: tuple[str, ...]) -> list[str]:
         score_text(report.max_score),
         " ".join(report.misconceptions),
         " ".join(report.follow_through),
-        _cell(None if report.source is None else shown_path(report.source)),
+        _cell(_shown_source(report.source)),
     ]
 
 
@@ -350,6 +350,11 @@ class Row(NamedTuple):
     feedback_stem: str | None  # its feedback/<stem>.md; None for a file matched to no student
 
 
+def _shown_source(source: str | None) -> str | None:
+    """A report's file as the outputs show it (formatting.shown_path); None for no file."""
+    return None if source is None else shown_path(source)
+
+
 def _optional_line(cells: list[str] | None) -> str | None:
     return None if cells is None else _csv_line(cells)
 
@@ -357,7 +362,7 @@ def _optional_line(cells: list[str] | None) -> str | None:
 def row_of(report: GradeReport, parts: tuple[str, ...]) -> Row:
     return Row(
         report.student_id, report.status, report.score, report.max_score, report.misconceptions,
-        None if report.source is None else shown_path(report.source), tuple(map(shown_path, report.other_sources)), record_line(report), _csv_line(grades_row(report, parts)), _optional_line(canvas_row(report)), report.file_stem,
+        _shown_source(report.source), tuple(map(shown_path, report.other_sources)), record_line(report), _csv_line(grades_row(report, parts)), _optional_line(canvas_row(report)), report.file_stem,
     )
 
 
@@ -896,7 +901,10 @@ def write_outputs(
     return write_gradebook(context, out_dir, produce, assignment, progress)
 
 
-_LEFT_BEHIND = (".feedback.", ".results.json.", ".grades.csv.", ".canvas.csv.")  # temporary names of an interrupted run
+_FILES = ("results.json", "grades.csv", "canvas.csv")  # what a grade writes beside feedback/
+_FEEDBACK_STAGING = ".feedback."  # the prefix of the folder a first run builds feedback/ in
+# What an interrupted run can leave behind: the staging folder, and AtomicFile's temporary files.
+_LEFT_BEHIND = (_FEEDBACK_STAGING, *(f".{name}." for name in _FILES))
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> None:
@@ -931,10 +939,10 @@ def write_gradebook(
     # need no rename each (half the cost of creating them); a later run replaces, file by file,
     # only those that changed.
     fresh = not feedback_dir.is_dir() or not any(feedback_dir.iterdir())
-    target = Path(tempfile.mkdtemp(prefix=".feedback.", dir=out)) if fresh else feedback_dir
+    target = Path(tempfile.mkdtemp(prefix=_FEEDBACK_STAGING, dir=out)) if fresh else feedback_dir
     _forget_patterns()
     rows: list[Row] = []
-    grades, canvas, results = out / "grades.csv", out / "canvas.csv", out / "results.json"
+    results, grades, canvas = (out / name for name in _FILES)
     try:
         # The gradebook files are written as the rows come back, while the workers go on, each
         # into a temporary file put in place at the end (results.json last).

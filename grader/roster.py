@@ -150,8 +150,8 @@ def parse_roster(text: str, id_column: str | None = None) -> Roster:
             skipped.append((row, why))
         elif not student_id:
             empty.append(row)
-        elif id_problem(student_id) is not None:
-            unusable.append((row, id_problem(student_id)))
+        elif (problem := id_problem(student_id)) is not None:
+            unusable.append((row, problem))
         else:
             entries.append(RosterEntry(student_id, {c: cells[c].strip() for c in kept}, row))
     if too_long:
