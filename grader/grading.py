@@ -46,7 +46,7 @@ from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.jsonio import read_bytes
-from grader.submission import InvalidSubmission, Layout, Submission, layout_for, layout_of, parse_json, read_submission
+from grader.submission import InvalidSubmission, Layout, Submission, layout_for, layout_of, parse_json, read_submission, submissions_from_bytes
 from grader.tolerance import Tolerance
 
 GRADED, INVALID, MISSING = "graded", "invalid", "missing"  # a student's status
@@ -931,14 +931,17 @@ def _columns_fast(entries: list) -> tuple | None:
     return ids, stems, [dict(roster) for roster in rosters], acts, x, v, w, t, lr
 
 
-def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmission]:
-    """read_submission for each path, each file opened by name in its folder. The files come
-    sorted by folder (collect_files), so one folder is open at a time: a class handed in as a
-    folder per student must not run out of file descriptors."""
-    out = []
+def _read_chunk(paths: list[str], layout: Layout) -> list[Submission | InvalidSubmission]:
+    """read_submission for each path, each file opened by name in its folder, and the files
+    that read checked together (submission.submissions_from_bytes). The files come sorted by
+    folder (collect_files), so one folder is open at a time: a class handed in as a folder per
+    student must not run out of file descriptors."""
+    out: list = [None] * len(paths)
+    read: list[tuple[str, bytes, int]] = []
+    positions: list[int] = []
     folder, folder_fd = None, None
     try:
-        for path in paths:
+        for position, path in enumerate(paths):
             if os.path.dirname(path) != folder:
                 if folder_fd is not None:
                     os.close(folder_fd)
@@ -947,10 +950,21 @@ def _read_chunk(paths: list[str], layouts) -> list[Submission | InvalidSubmissio
                     folder_fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
                 except OSError:  # said for each file, as read_submission does, by path
                     pass
-            out.append(read_submission(path, layouts, folder_fd, regular_only=True))
+            if folder_fd is None:
+                out[position] = read_submission(path, layout, regular_only=True)
+                continue
+            try:
+                data, mtime_ns = read_bytes(os.path.basename(path), dir_fd=folder_fd, regular_only=True)
+            except InputError as exc:
+                out[position] = InvalidSubmission([str(exc)], source=path)
+                continue
+            read.append((path, data, mtime_ns))
+            positions.append(position)
     finally:
         if folder_fd is not None:
             os.close(folder_fd)
+    for position, result in zip(positions, submissions_from_bytes(read, layout)):
+        out[position] = result
     return out
 
 

@@ -389,3 +389,70 @@ def test_an_overflow_is_reported_beside_another_problem(tmp_path):
         "answers.loss: expected a number, got a string",
         "answers.u[0]: the number is too large to be finite",
     ]
+
+
+# --- A batch of files read together gives what each file read alone gives -------------------------
+
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
+
+from grader.submission import submission_from_bytes, submissions_from_bytes  # noqa: E402
+
+_ODD_VALUES = st.sampled_from([None, 1, -2.5, 0.0, "0.31", True, [], [1.0], [[1.0]], {"a": 1}, 10**400, 2**70])
+
+
+@st.composite
+def _near_usual(draw) -> bytes:
+    """A file near the usual form: the right answers, or blanks, with a few changes of every
+    kind the batch check must hand over to the one-file path."""
+    obj = {"student_id": "s1", "answers": json.loads(json.dumps(RIGHT))} if draw(st.booleans()) else blank()
+    answers = obj["answers"]
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["entry", "answer", "row", "transpose", "loss", "drop", "unknown", "id", "derivation", "top", "text"]))
+        key = draw(st.sampled_from(core.ANSWER_KEYS))
+        value = answers.get(key)
+        if kind == "entry" and isinstance(value, list) and value:
+            row = value[draw(st.integers(0, len(value) - 1))]
+            target = row if isinstance(row, list) and row else value
+            target[draw(st.integers(0, len(target) - 1))] = draw(_ODD_VALUES)
+        elif kind == "answer":
+            answers[key] = draw(_ODD_VALUES)
+        elif kind == "row" and isinstance(value, list) and value and isinstance(value[0], list):
+            value[draw(st.integers(0, len(value) - 1))] = draw(st.sampled_from([None, [1.0], [], "x"]))
+        elif kind == "transpose" and key in ("grad_w", "grad_v") and isinstance(value, list) and all(isinstance(r, list) for r in value):
+            answers[key] = [list(col) for col in zip(*value)]
+        elif kind == "loss":
+            answers["loss"] = draw(st.sampled_from([[0.5], [None], ["a"], [[0.5]], [0.5, 0.5], None, 2]))
+        elif kind == "drop":
+            answers.pop(key, None)
+        elif kind == "unknown":
+            answers["extra"] = 1.0
+        elif kind == "id":
+            obj["student_id"] = draw(st.sampled_from(["", " s1", "s\t1", 7, None, "x" * 300]))
+        elif kind == "derivation":
+            obj["derivations"] = draw(st.sampled_from([None, {}, {"u": "v @ x"}, {"u": 5}, {"zz": "x"}, "text", [1]]))
+        elif kind == "top":
+            obj[draw(st.sampled_from(["help", "note"]))] = draw(st.sampled_from(["a note", 3, [1.0]]))
+        else:  # the text itself
+            return draw(st.sampled_from([b"", b"[]", b"{", json.dumps(obj).encode() + b" x", json.dumps(obj).replace('"s1"', '"s1", "student_id": "s2"', 1).encode()]))
+    return json.dumps(obj).encode()
+
+
+@given(st.lists(_near_usual(), min_size=1, max_size=8))
+@example([  # a wrong shape hides another file's string in the same answer until it is left out
+    json.dumps({"student_id": "s1", "answers": {**RIGHT, "grad_v": [[1.0, 2.0]] * 4}}).encode(),
+    json.dumps({"student_id": "s2", "answers": {**RIGHT, "grad_v": [[1.0, "y", 2.0]] * 4}}).encode(),
+    json.dumps({"student_id": "s3", "answers": RIGHT}).encode(),
+])
+@settings(max_examples=300, deadline=None)
+def test_a_batch_of_files_reads_as_each_file_alone(batch):
+    files = [(f"f{n}.json", data, n) for n, data in enumerate(batch)]
+    together = submissions_from_bytes(files, LAYOUT)
+    for (source, data, mtime), result in zip(files, together):
+        alone = submission_from_bytes(data, LAYOUT, source=source, mtime_ns=mtime)
+        assert type(result) is type(alone)
+        if isinstance(alone, InvalidSubmission):
+            assert (result.problems, result.student_id, result.warnings) == (alone.problems, alone.student_id, alone.warnings)
+        else:
+            assert (result.student_id, result.transposed, result.derivations, result.warnings) == (alone.student_id, alone.transposed, alone.derivations, alone.warnings)
+            assert result.values.tobytes() == alone.values.tobytes()
+        assert (result.source, result.mtime_ns) == (source, mtime)
