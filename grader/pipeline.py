@@ -109,17 +109,19 @@ def run(
     try:
         with parallel.Crew(parallel.workers_for(len(files))) as crew:
             with bar("Reading files", len(files)) as reading:
-                results = _read_in(crew, len(files), reading.update, loading)
+                results, sent = _read_in(crew, len(files), reading.update, loading)
                 manifest = loading()
+            columns = manifest.columns if isinstance(manifest, ManifestParts) else None
+            if columns is not None and not sent:
+                _send_columns(crew, columns)
             grading.recheck(results, manifest)
             tasks = grading.assign(results, manifest, s.rubric)
-            columns = manifest.columns if isinstance(manifest, ManifestParts) else None
-            shares = _shares(tasks, crew.size)
+            shares = _shares(tasks, crew.size, columns)
             _balance(crew, shares)
             context, grade = _grading(s, manifest is not None)
 
             def produce(folder: str, fresh: bool) -> Iterator[tuple[int, list[reports.Row]]]:
-                return _grade_in(crew, shares, len(tasks), columns, (grade, context, s.reveal, folder, fresh))
+                return _grade_in(crew, shares, len(tasks), (grade, context, s.reveal, folder, fresh))
 
             with bar("Grading and writing", len(tasks)) as writing:
                 written, rows = reports.write_gradebook(context, out_dir, produce, s.assignment, writing.update)
@@ -149,21 +151,27 @@ class Held(NamedTuple):
     index: int  # in the list of files
 
 
-def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | None, loading: Callable[[], Any] = _none) -> list:
+def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | None, loading: Callable[[], Any] = _none) -> tuple[list, bool]:
     """Every file read by the crew, in order: an InvalidSubmission, or a Held for a Submission
-    the worker keeps. Chunks are handed out as workers finish, two at a time each.
+    the worker keeps; and whether the manifest's columns were sent to the workers meanwhile.
+    Chunks are handed out as workers finish, two at a time each.
 
-    The manifest (``loading()``, see parallel.start_forked) is taken as soon as it is in, and its
-    roster built, while the workers read on: this process would otherwise do both after the
-    last file, with every worker waiting."""
+    The manifest (``loading()``, see parallel.start_forked) is taken as soon as it is in, its
+    roster built and its columns sent to the workers (_send_columns), while the workers read
+    on: this process would otherwise do all three after the last file, with every worker
+    waiting."""
     files = _JOB[0]
     ready = getattr(loading, "ready", None)
     results: list = [None] * count
+    sent = False
     starts = iter(range(0, count, parallel.CHUNK))
     for worker in range(crew.size):
         for start in itertools.islice(starts, 2):
             crew.call(worker, _read_part, start, min(start + parallel.CHUNK, count))
-    for worker, (start, part) in crew.replies():
+    for worker, reply in crew.replies():
+        if reply is None:  # the columns were taken
+            continue
+        start, part = reply
         for index, item in enumerate(part, start):
             results[index] = item if isinstance(item, InvalidSubmission) else Held(item[0], item[1], files[index], worker, index)
         if progress is not None:
@@ -175,21 +183,39 @@ def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | 
             manifest = loading()
             if manifest is not None:
                 grading._roster(manifest)  # kept for recheck and assign
+            if isinstance(manifest, ManifestParts) and manifest.columns is not None:
+                _send_columns(crew, manifest.columns)
+                sent = True
             ready = None
-    return results
+    return results, sent
 
 
-def _shares(tasks: Sequence[grading.Task], workers: int) -> list[list[tuple]]:
+def _send_columns(crew: parallel.Crew, columns: tuple) -> None:
+    """The manifest's stems, roster columns and params (see ManifestParts) to every worker, from
+    which a student's share entry is made whole there (see _shares): pickled once."""
+    blob = pickle.dumps(columns[1:], protocol=pickle.HIGHEST_PROTOCOL)
+    for worker in range(crew.size):
+        crew.call(worker, _take_columns, blob)
+
+
+def _shares(tasks: Sequence[grading.Task], workers: int, columns: tuple | None = None) -> list[list[tuple]]:
     """Each worker's share of the second pass, in the order of ``tasks``: (index in tasks, what
     to make of it). A student whose file a worker holds is that worker's, and travels as
-    (where the file is, their params: None for HW#2's, a row of the manifest's columns or
-    Params, the report's fields); any other task (a report already made, a file read here)
-    travels whole to the worker with the least to do."""
+    (where the file is, their row of the manifest's ``columns``) when the rest of their task
+    is what that row says (the usual case, made whole by the worker, which has the columns),
+    else as (where the file is, their params: None for HW#2's, a row of the columns or Params,
+    the report's fields); any other task (a report already made, a file read here) travels
+    whole to the worker with the least to do."""
     shares: list[list[tuple]] = [[] for _ in range(workers)]
+    stems = columns[1] if columns is not None else ()
     for n, task in enumerate(tasks):
         sub = getattr(task, "submission", None)
         if type(sub) is Held:
-            shares[sub.worker].append((n, sub.index, None if task.params is HW2 else task.params, task.extra))
+            params, extra = task.params, task.extra
+            if type(params) is int and len(extra) == 3 and not extra["warnings"] and extra["file_stem"] == stems[params]:
+                shares[sub.worker].append((n, sub.index, params))
+            else:
+                shares[sub.worker].append((n, sub.index, None if params is HW2 else params, extra))
         else:
             min(shares, key=len).append((n, task))
     return shares
@@ -212,7 +238,7 @@ def _balance(crew: parallel.Crew, shares: list[list[tuple]]) -> None:
         while len(share) > target[giver]:
             taker = max(workers, key=lambda k: target[k] - len(shares[k]))
             count = min(len(share) - target[giver], target[taker] - len(shares[taker]))
-            held = [pos for pos in range(len(share) - 1, -1, -1) if len(share[pos]) == 4][:count]  # its held students, last first
+            held = [pos for pos in range(len(share) - 1, -1, -1) if len(share[pos]) > 2][:count]  # its held students, last first
             if count <= 0 or not held:
                 break
             moved = [share[pos] for pos in reversed(held)]
@@ -224,13 +250,12 @@ def _balance(crew: parallel.Crew, shares: list[list[tuple]]) -> None:
             shares[taker] = sorted(shares[taker] + moved, key=operator.itemgetter(0))
 
 
-def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, columns: tuple | None, args: tuple) -> Iterator[tuple[int, list[reports.Row]]]:
+def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, args: tuple) -> Iterator[tuple[int, list[reports.Row]]]:
     """The second pass: each worker given its share, then asked for it chunk by chunk (two
     chunks waiting each); the rows are yielded in the order of the tasks, as soon as every
     earlier one is in."""
-    params = columns[3:] if columns is not None else None  # activations, x, v, w, target, lr
     for worker, share in enumerate(shares):
-        crew.call(worker, _take_share, share, params, args)
+        crew.call(worker, _take_share, share, args)
     bounds = [iter([(lo, min(lo + parallel.CHUNK, len(share))) for lo in range(0, len(share), parallel.CHUNK)]) for share in shares]
     for worker in range(crew.size):
         for lo, hi in itertools.islice(bounds[worker], 2):
@@ -256,6 +281,7 @@ def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, column
 
 _JOB: tuple = ()  # (files, the usual layout): set before the crew starts, inherited by its workers
 _HELD: dict[int, Any] = {}  # index in files -> the Submission this worker read
+_COLUMNS: list = []  # [the manifest's (stems, rosters, params columns)] (see _send_columns)
 _SHARE: list = []  # the task indices of this worker's share of the second pass
 _SHARE_WITH: list = []  # [report_chunk's arguments, the first of them the grading function]
 _GRADED: list = []  # the share, graded (grading.complete_in_groups)
@@ -284,24 +310,37 @@ def _take_over(submissions: bytes) -> None:
     _HELD.update(pickle.loads(submissions))
 
 
-def _take_share(share: list, params: tuple | None, args: tuple) -> None:
+def _take_columns(blob: bytes) -> None:
+    _COLUMNS[:] = [pickle.loads(blob)]
+
+
+def _take_share(share: list, args: tuple) -> None:
     """This worker's share of the second pass, graded as one batch (grading.complete_in_groups):
     numpy's fixed cost per call is then paid once, not per chunk. The texts and files are made
     chunk by chunk (_grade_part), so that rows flow back while the rest is written."""
     reports._forget_patterns()
     grade = args[0]
+    stems, rosters, *params = _COLUMNS[0] if _COLUMNS else (None, None)
+    columns = (stems, rosters, tuple(params))  # one tuple of params for all: see params.stack
     _SHARE[:] = [entry[0] for entry in share]  # their indices in the tasks
     _SHARE_WITH[:] = [args]
-    _GRADED[:] = grade([_task(entry, params) for entry in share])
+    _GRADED[:] = grade([_task(entry, columns) for entry in share])
 
 
-def _task(entry: tuple, params: tuple | None) -> Any:
-    """A task of the share (see _shares) as grading.complete_in_groups takes it."""
+def _task(entry: tuple, columns: tuple) -> Any:
+    """A task of the share (see _shares) as grading.complete_in_groups takes it; ``columns``
+    (stems, rosters, params) as the manifest's columns hold them, params being (activations, x,
+    v, w, target, lr)."""
+    stems, rosters, params = columns
     if len(entry) == 2:
         task = entry[1]
         if type(getattr(task, "params", None)) is int:  # a file read here, of a student in the columns
             task = grading._Student(task.submission, ParamsRow(params, task.params), task.extra)
         return task
+    if len(entry) == 3:  # the task its row of the columns says
+        _, index, row = entry
+        extra = {"roster": dict(rosters[row]), "file_stem": stems[row], "warnings": []}
+        return grading._Student(_HELD.pop(index), ParamsRow(params, row), extra)
     _, index, given, extra = entry
     if given is None:
         given = HW2

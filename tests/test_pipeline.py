@@ -477,3 +477,25 @@ def test_grade_says_in_one_line_that_a_worker_died(uniform_class, many_workers, 
     assert result.output.splitlines()[-1] == (
         "Error: a worker process ended before its work was done; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)"
     )
+
+
+def test_a_workers_share_is_one_batch_of_the_manifests_columns(monkeypatch):
+    """The tasks a worker makes of its share (pipeline._take_share) all hold rows of one tuple
+    of params columns: params.stack then takes them in one indexing, not one student at a time
+    (a slip here once cost a tenth of the run and changed no output)."""
+    from grader.params import ParamsRow, _shared_columns
+    from grader.submission import Submission, layout_of
+
+    x, v, w, t = (np.stack([getattr(HW2, k)] * 3) for k in ("x", "v", "w", "target"))
+    columns = (["s0", "s1", "s2"], [{"Student": "A"}, {}, {}], ["elu"] * 3, x, v, w, t, np.full(3, 0.1))
+    monkeypatch.setattr(pipeline, "_COLUMNS", [columns])
+    held = {n: Submission(f"s{n}", np.zeros(layout_of(HW2).size), layout_of(HW2)) for n in range(3)}
+    monkeypatch.setattr(pipeline, "_HELD", dict(held))
+    seen = []
+    args = (lambda tasks: seen.extend(tasks) or list(tasks), None, False, "", True)
+    pipeline._take_share([(0, 0, 0), (1, 1, 2), (2, 2, 1, {"roster": {}, "file_stem": "x", "warnings": ["two files"]})], args)
+    assert [task.submission for task in seen] == [held[0], held[1], held[2]]
+    assert [task.params.row for task in seen] == [0, 2, 1] and all(type(task.params) is ParamsRow for task in seen)
+    assert _shared_columns([task.params for task in seen]) is not None
+    assert seen[0].extra == {"roster": {"Student": "A"}, "file_stem": "s0", "warnings": []}
+    assert seen[2].extra["warnings"] == ["two files"]
