@@ -9,7 +9,7 @@ spoil the same answer and are often made together also get an entry in ``COMBINE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -208,6 +208,14 @@ def chain_from(params: dict[str, np.ndarray], values, activation: str = "elu") -
     given = {key: params[key] for key in ("x", "v", "w", "target", "lr")}
     earlier = {key: get(key) for key in ("u", "h", "z", "o", "grad_w", "grad_v")}
     return Chain(**given, **earlier, activation=activation)
+
+
+def chain_rows(chain: Chain, rows: np.ndarray) -> Chain:
+    """The chain of the instances at ``rows`` of the batch."""
+    return Chain(**{name: getattr(chain, name)[rows] for name in _CHAIN_ARRAYS}, activation=chain.activation)
+
+
+_CHAIN_ARRAYS = tuple(f.name for f in fields(Chain) if f.name != "activation")
 
 
 def spoiled(chain: Chain, mistake: Mistake) -> np.ndarray:

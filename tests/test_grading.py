@@ -371,6 +371,23 @@ def test_without_follow_through_a_mistake_names_nothing_downstream(mistake_id):
     assert report.misconceptions == (mistake_id,), not_right(report)
 
 
+_MIXES = [None, *mistakes.MISTAKE_IDS, ("target-minus-output", "gradient-ascent"), ("target-minus-output", "elu-derivative-one")]
+
+
+@slow
+@given(seed=seeds, students=ids, made=st.lists(st.sampled_from(_MIXES), min_size=12, max_size=12), rounded=st.booleans())
+def test_a_students_grade_in_a_class_is_their_grade_alone(seed, students, made, rounded):
+    """Right work beside mistakes, in one batch: the mistake search runs on the rows with
+    something open only, which must change no student's codes."""
+    params = variants.variants(seed, students)
+    rounding = sig if rounded else decimals(4)
+    answers = [hand_answers(p, rounding, mistake) for p, mistake in zip(params, made)]
+    together = grade_many(params, answers)
+    for p, a, report in zip(params, answers, together):
+        alone = grade_answers(p, a, sid=report.student_id)
+        assert report.codes.tobytes() == alone.codes.tobytes() and report.misconceptions == alone.misconceptions
+
+
 def test_gradient_ascent_is_named_when_target_minus_output_cancels_it_on_hw2():
     # w + eta (o* - o) h equals the key's w - eta (o - o*) h: two sign errors, a right value.
     report = grade_answers(HW2, hand_answers(HW2, decimals(4), ("target-minus-output", "gradient-ascent")))
