@@ -318,17 +318,13 @@ def submissions_from_bytes(files: Sequence[tuple[str, bytes, int]], layout: Layo
         else:
             out[position] = submission_from_bytes(data, layout, source=source, mtime_ns=mtime_ns)
     values, unusual = _answer_columns([obj["answers"] for _, obj in usual], layout)
-    while unusual:  # read on their own; the rest checked again without them
-        for n in unusual:
-            position = usual[n][0]
-            source, data, mtime_ns = files[position]
-            out[position] = submission_from_bytes(data, layout, source=source, mtime_ns=mtime_ns)
-        usual = [entry for n, entry in enumerate(usual) if n not in unusual]
-        values, unusual = _answer_columns([obj["answers"] for _, obj in usual], layout)
     no_transposed: frozenset[str] = frozenset()
-    for (position, obj), row in zip(usual, values):
-        source, _, mtime_ns = files[position]
-        out[position] = Submission(obj["student_id"], row, layout, no_transposed, obj.get("derivations"), (), source, mtime_ns)
+    for n, ((position, obj), row) in enumerate(zip(usual, values)):
+        source, data, mtime_ns = files[position]
+        if n in unusual:  # read on its own, which words its problems
+            out[position] = submission_from_bytes(data, layout, source=source, mtime_ns=mtime_ns)
+        else:
+            out[position] = Submission(obj["student_id"], row, layout, no_transposed, obj.get("derivations"), (), source, mtime_ns)
     return out  # type: ignore[return-value]
 
 
@@ -348,10 +344,10 @@ def _usual_form(obj: Any) -> bool:
 
 
 def _answer_columns(answers: list[dict], layout: Layout) -> tuple[np.ndarray, set[int]]:
-    """The flat values (one row per answers object, NaN where null), when every answer of every
-    object has exactly its expected shape and holds numbers and nulls only (what _plain_entries
-    takes); else no values and the positions of objects that do not (a shape that is wrong
-    hides the entries' types: ask again without them to find the rest)."""
+    """The flat values of ``answers`` (one row per answers object, NaN where null), and the
+    positions of the objects not of the usual form: an answer not exactly of its expected shape,
+    or holding anything but numbers and nulls (what _plain_entries refuses). What such an
+    object holds is taken as null, so that one pass checks them all; their rows mean nothing."""
     count = len(answers)
     unusual: set[int] = set()
     blocks = []
@@ -363,19 +359,16 @@ def _answer_columns(answers: list[dict], layout: Layout) -> tuple[np.ndarray, se
                 column = [v[0] if type(v) is list and len(v) == 1 else v for v in column]
             flat = column
         else:
-            column = _fill_nulls(column, shape)
-            flat = _flat_rows(column, shape[0], 1, unusual)
-            if len(shape) == 2 and flat is not None:
+            flat = _flat_rows(_fill_nulls(column, shape), shape[0], 1, unusual)
+            if len(shape) == 2:
                 flat = _flat_rows(flat, shape[1], shape[0], unusual)
-        if flat is None:
-            continue
         types = set(map(type, flat))
         if not types <= _NUMBER_TYPES or (int in types and not all(-_LARGEST <= x <= _LARGEST for x in flat if type(x) is int)):
-            unusual.update(n // entries for n, x in enumerate(flat) if type(x) not in _NUMBER_TYPES or (type(x) is int and not -_LARGEST <= x <= _LARGEST))
-        if not unusual:
-            blocks.append(np.array(flat, dtype=np.float64).reshape(count, entries))
-    if unusual:
-        return np.empty((0, layout.size)), unusual
+            refused = [n for n, x in enumerate(flat) if type(x) not in _NUMBER_TYPES or (type(x) is int and not -_LARGEST <= x <= _LARGEST)]
+            unusual.update(n // entries for n in refused)
+            for n in refused:
+                flat[n] = None
+        blocks.append(np.array(flat, dtype=np.float64).reshape(count, entries))
     return (np.concatenate(blocks, axis=1) if blocks else np.empty((count, 0))), unusual
 
 
@@ -387,16 +380,18 @@ def _fill_nulls(column: list, shape: tuple[int, ...]) -> list:
     return [nulls if v is None else v for v in column]
 
 
-def _flat_rows(items: list, length: int, per_owner: int, unusual: set[int]) -> list | None:
-    """The items of ``items`` (each should be a list of ``length``) one after another; None, with
-    the owners of the others added to ``unusual``, when any is not (each answers object owns
-    ``per_owner`` items in a row)."""
-    if not items:
-        return []
-    if set(map(type, items)) == {list} and set(map(len, items)) == {length}:
-        return list(itertools.chain.from_iterable(items))
-    unusual.update(n // per_owner for n, item in enumerate(items) if type(item) is not list or len(item) != length)
-    return None
+def _flat_rows(items: list, length: int, per_owner: int, unusual: set[int]) -> list:
+    """The items of ``items`` (each should be a list of ``length``) one after another in a new
+    list; any other item is taken as ``length`` nulls, and its owner added to ``unusual`` (each
+    answers object owns ``per_owner`` items in a row)."""
+    if items and (set(map(type, items)) != {list} or set(map(len, items)) != {length}):
+        nulls = [None] * length
+        bad = [n for n, item in enumerate(items) if type(item) is not list or len(item) != length]
+        unusual.update(n // per_owner for n in bad)
+        items = list(items)
+        for n in bad:
+            items[n] = nulls
+    return list(itertools.chain.from_iterable(items))
 
 
 def _nesting_ok(data: bytes, obj: Any) -> bool:

@@ -438,7 +438,7 @@ def _near_usual(draw) -> bytes:
 
 
 @given(st.lists(_near_usual(), min_size=1, max_size=8))
-@example([  # a wrong shape hides another file's string in the same answer until it is left out
+@example([  # one file of a wrong shape, another with a string, in the same answer
     json.dumps({"student_id": "s1", "answers": {**RIGHT, "grad_v": [[1.0, 2.0]] * 4}}).encode(),
     json.dumps({"student_id": "s2", "answers": {**RIGHT, "grad_v": [[1.0, "y", 2.0]] * 4}}).encode(),
     json.dumps({"student_id": "s3", "answers": RIGHT}).encode(),
