@@ -267,7 +267,17 @@ class _Line:
         return line
 
 
-_csv_line = csv.writer(_Line(), lineterminator="\r\n").writerow  # cells -> their CSV line, as _csv writes it
+_csv_writerow = csv.writer(_Line(), lineterminator="\r\n").writerow  # cells -> their CSV line, as _csv writes it
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    """Cells (strs) as their CSV line, as _csv writes it: joined with commas when no cell needs
+    quotes (none holds a comma, a quote or a line break), which is every line of a usual class
+    and five times faster than the writer."""
+    line = ",".join(cells)
+    if len(cells) > 1 and line.count(",") == len(cells) - 1 and '"' not in line and "\r" not in line and "\n" not in line:
+        return line + "\r\n"
+    return _csv_writerow(cells)
 
 
 def grades_csv(gradebook: Gradebook) -> str:
@@ -394,7 +404,8 @@ _ROW_PATTERNS: dict[tuple, _RowPattern] = {}
 def _row_pattern(report: GradeReport, gradebook: Gradebook, reveal: bool, parts: tuple[str, ...]) -> _RowPattern:
     head, tail = _record_pieces(report)
     return _RowPattern(
-        _feedback_pattern(report, gradebook, reveal),
+        # Built, not looked up in _FEEDBACK_PATTERNS: a new pattern of rows is one of feedback.
+        _build_feedback_pattern(report, gradebook, _shared(gradebook), reveal),
         head,
         tail,
         grades_row(report, parts)[2:-1],
@@ -483,13 +494,25 @@ _RESULT_TEXT = [_result_text(s) for s in STATUS_NAMES]
 
 
 def _mark_mistakes(report: GradeReport, codes: list[int], where: dict[str, dict[str, list[str]]]) -> None:
+    """Record in ``where`` the entries showing each named mistake: mistake -> answer -> names."""
     layout = report.layout
+    hits = np.flatnonzero(report.codes >= MISTAKE_BASE).tolist()  # a few of the entries, in order
+    names = _flat_names(layout)
+    at = 0
     for key in core.ANSWER_KEYS:
-        for name, code in zip(layout.entry_names(key), codes[layout.slices[key]]):
-            if code >= MISTAKE_BASE:
-                where.setdefault(mistake_of(code), {}).setdefault(key, []).append(name)
+        stop = layout.slices[key].stop
+        while at < len(hits) and hits[at] < stop:
+            n = hits[at]
+            where.setdefault(mistake_of(codes[n]), {}).setdefault(key, []).append(names[n])
+            at += 1
         if key in report.transposed:
             where.setdefault("transposed-gradient", {}).setdefault(key, [])
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_names(layout) -> tuple[str, ...]:
+    """Each entry's name (layout.entry_names), in flat order."""
+    return tuple(name for key in core.ANSWER_KEYS for name in layout.entry_names(key))
 
 
 def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: bool) -> dict[str, str]:

@@ -298,3 +298,13 @@ def test_a_replacement_finds_a_free_temporary_name(tmp_path):
     path.write_text("old")
     assert reports._write_if_changed(path, b"new")
     assert path.read_bytes() == b"new"
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(["a", ",", '"', "\r", "\n", " ", "é", "\t", "="]), max_size=4), min_size=1, max_size=5))
+def test_a_csv_line_is_what_the_csv_writer_writes(cells):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    assert reports._csv_line(cells) == buffer.getvalue()
