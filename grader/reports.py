@@ -468,7 +468,7 @@ def graded_texts(group: Any, row: int, gradebook: Gradebook, reveal: bool, parts
         if reveal:
             shown = _shown(group.answers[row], group.expected[row], pattern.feedback, reveal)
         else:  # _shown, from the group's rows converted at once
-            values, order = group.answer_rows()[row], pattern.feedback.order
+            values, order = group.answer_row(row), pattern.feedback.order
             shown = values if order is None else [values[n] for n in order]
         feedback = pattern.feedback.template % (*_who(sid, source), *shown, _notes(warnings))
     row_ = Row(sid, GRADED, pattern.score, pattern.max_score, pattern.misconceptions, source, tuple(others), record, grades, canvas, stem)
