@@ -496,7 +496,7 @@ _RESULT_TEXT = [_result_text(s) for s in STATUS_NAMES]
 def _mark_mistakes(report: GradeReport, codes: list[int], where: dict[str, dict[str, list[str]]]) -> None:
     """Record in ``where`` the entries showing each named mistake: mistake -> answer -> names."""
     layout = report.layout
-    hits = np.flatnonzero(report.codes >= MISTAKE_BASE).tolist()  # a few of the entries, in order
+    hits = [n for n, code in enumerate(codes) if code >= MISTAKE_BASE]  # a few of the entries
     names = _flat_names(layout)
     at = 0
     for key in core.ANSWER_KEYS:
@@ -515,7 +515,7 @@ def _flat_names(layout) -> tuple[str, ...]:
     return tuple(name for key in core.ANSWER_KEYS for name in layout.entry_names(key))
 
 
-def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: bool) -> dict[str, str]:
+def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: bool) -> dict[str, "_Template"]:
     """Each part's table for one pattern of status codes (int8, one byte an entry), with a
     %-placeholder for each value."""
     return {
@@ -525,11 +525,11 @@ def _table_templates(layout, codes: bytes, part_of: tuple[str, ...], reveal: boo
 
 
 @functools.lru_cache(maxsize=4096)
-def _part_table(layout, part_of: tuple[str, ...], reveal: bool, part: str, codes: bytes) -> str:
+def _part_table(layout, part_of: tuple[str, ...], reveal: bool, part: str, codes: bytes) -> "_Template":
     """One part's table for one pattern of its entries' status codes (most students share a
     few such patterns, even when their whole rows differ)."""
     head, _, line_table = _table_lines(layout, part_of, reveal)[part]
-    return head + "\n".join([lines[code] for lines, code in zip(line_table, codes)])
+    return _Template(head + "\n".join([lines[code] for lines, code in zip(line_table, codes)]))
 
 
 _SHOWN = "%.6g"  # a student's value in the feedback, as they would recognise it (formatted by %)
@@ -681,7 +681,7 @@ def _build_feedback_pattern(report: GradeReport, gradebook: Gradebook, shared: d
     if codes and (max(codes) >= MISTAKE_BASE or report.transposed):
         _mark_mistakes(report, codes, where)
     part_of = tuple(report.part_of[key] for key in core.ANSWER_KEYS) if codes else ()
-    tables = {part: _Template(t) for part, t in _table_templates(report.layout, report.codes.tobytes(), part_of, reveal).items()} if codes else {}
+    tables = _table_templates(report.layout, report.codes.tobytes(), part_of, reveal) if codes else {}
     if report.derivations:
         sections = _sections(report, gradebook, tables, where)
     else:  # most files: the sections' text depends on the scores alone, tables aside
@@ -698,17 +698,33 @@ def _build_feedback_pattern(report: GradeReport, gradebook: Gradebook, shared: d
     out += sections
     template = "\n".join([piece if type(piece) is _Template else piece.replace("%", "%%") for piece in out]) + "%s\n"
     # The values each table shows, in the document's order (see _shown).
-    lines = _table_lines(report.layout, part_of, reveal) if codes else {}
-    order: list[int] = []
-    for part in report.parts:
-        if part.part in lines:
-            where_in_row = lines[part.part][1]
-            order += range(where_in_row.start, where_in_row.stop) if type(where_in_row) is slice else where_in_row
-    given = [codes[n] != MISSING_CODE for n in order]
-    if not reveal:
-        order = [n for n, g in zip(order, given) if g]
+    order = _table_order(report.layout, part_of, reveal, tuple(part.part for part in report.parts)) if codes else []
+    if MISSING_CODE not in codes:
         given = [True] * len(order)
-    return _FeedbackPattern(template, None if order == list(range(len(codes))) else order, given)
+    else:
+        given = [codes[n] != MISSING_CODE for n in order]
+        if not reveal:
+            order = [n for n, g in zip(order, given) if g]
+            given = [True] * len(order)
+    return _FeedbackPattern(template, None if order == _identity(len(codes)) else order, given)
+
+
+@functools.lru_cache(maxsize=64)
+def _table_order(layout, part_of: tuple[str, ...], reveal: bool, parts: tuple[str, ...]) -> list[int]:
+    """The entries the tables show, in the document's order: the parts' order, each part's
+    entries as its table lists them. (A list shared by the patterns: read, never changed.)"""
+    lines = _table_lines(layout, part_of, reveal)
+    order: list[int] = []
+    for part in parts:
+        if part in lines:
+            where_in_row = lines[part][1]
+            order += range(where_in_row.start, where_in_row.stop) if type(where_in_row) is slice else where_in_row
+    return order
+
+
+@functools.lru_cache(maxsize=64)
+def _identity(count: int) -> list[int]:
+    return list(range(count))
 
 
 def _shown(answers: np.ndarray, expected_row: np.ndarray, pattern: _FeedbackPattern, reveal: bool) -> list:
