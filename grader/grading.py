@@ -574,9 +574,6 @@ def grade_groups(
     ]
 
 
-_ROWS_AT_ONCE = 256  # answer rows converted to Python floats together (GroupGrades.answer_row)
-
-
 @dataclass(frozen=True, eq=False)
 class GroupGrades:
     """A group of students (one activation, one network size) graded as one batch: a row each.
@@ -602,18 +599,11 @@ class GroupGrades:
     part_of: Mapping[str, str]  # answer key -> rubric part
     points: Mapping[str, float]  # answer key -> its points
     _patterns: dict = field(default_factory=dict)  # answer scores -> (parts, score, max_score)
-    _rows: dict = field(default_factory=dict)  # block -> its answer rows (answer_row)
 
     def answer_row(self, row: int) -> list[float]:
-        """A row's answers as Python floats (NaN where missing, a -0.0 as 0.0), converted a
-        block of rows at once: a whole group at once would be tens of MB, made long before use."""
-        block = row // _ROWS_AT_ONCE
-        rows = self._rows.get(block)
-        if rows is None:
-            self._rows.clear()  # rows are asked for in order
-            start = block * _ROWS_AT_ONCE
-            rows = self._rows[block] = (self.answers[start : start + _ROWS_AT_ONCE] + 0.0).tolist()
-        return rows[row % _ROWS_AT_ONCE]
+        """A row's answers as Python floats (NaN where missing, a -0.0 as 0.0), converted when
+        asked for: a whole group at once would be tens of MB, made long before use."""
+        return (self.answers[row] + 0.0).tolist()
 
     def report(self, row: int) -> GradeReport:
         student = self.students[row]

@@ -30,7 +30,7 @@ from grader.grading import Gradebook, ManifestParts
 from grader.manifest import Manifest
 from grader.params import HW2, ParamsRow
 from grader.progress import ProgressFactory, no_progress
-from grader.submission import InvalidSubmission, layout_of
+from grader.submission import InvalidSubmission, layout_for, layout_of
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.tolerance import Tolerance
 
@@ -114,11 +114,15 @@ def run(
             columns = manifest.columns if isinstance(manifest, ManifestParts) else None
             if columns is not None and not sent:
                 _send_columns(crew, columns)
+            context, grade = _grading(s, manifest is not None)
+            if columns is not None or manifest is None:
+                # The workers grade what they hold while this process decides whose file is whose.
+                for worker in range(crew.size):
+                    crew.call(worker, _pregrade, grade)
             grading.recheck(results, manifest)
             tasks = grading.assign(results, manifest, s.rubric)
             shares = _shares(tasks, crew.size, columns)
             _balance(crew, shares)
-            context, grade = _grading(s, manifest is not None)
 
             def produce(folder: str, fresh: bool) -> Iterator[tuple[int, list[reports.Row]]]:
                 return _grade_in(crew, shares, len(tasks), (grade, context, s.reveal, folder, fresh))
@@ -191,9 +195,10 @@ def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | 
 
 
 def _send_columns(crew: parallel.Crew, columns: tuple) -> None:
-    """The manifest's stems, roster columns and params (see ManifestParts) to every worker, from
-    which a student's share entry is made whole there (see _shares): pickled once."""
-    blob = pickle.dumps(columns[1:], protocol=pickle.HIGHEST_PROTOCOL)
+    """The manifest's columns (see ManifestParts) to every worker, from which a student's share
+    entry is made whole there (see _shares), and its files graded early (_pregrade): pickled
+    once."""
+    blob = pickle.dumps(columns, protocol=pickle.HIGHEST_PROTOCOL)
     for worker in range(crew.size):
         crew.call(worker, _take_columns, blob)
 
@@ -281,7 +286,8 @@ def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, args: 
 
 _JOB: tuple = ()  # (files, the usual layout): set before the crew starts, inherited by its workers
 _HELD: dict[int, Any] = {}  # index in files -> the Submission this worker read
-_COLUMNS: list = []  # [the manifest's (stems, rosters, params columns)] (see _send_columns)
+_COLUMNS: list = []  # [the manifest's (row of each id, stems, rosters, params columns)] (see _take_columns)
+_PREGRADED: dict[int, tuple] = {}  # index in files -> ((group, row) of its grades, the manifest's row used; None: HW#2's)
 _SHARE: list = []  # the task indices of this worker's share of the second pass
 _SHARE_WITH: list = []  # [report_chunk's arguments, the first of them the grading function]
 _GRADED: list = []  # the share, graded (grading.complete_in_groups)
@@ -303,6 +309,8 @@ def _read_part(start: int, stop: int) -> tuple[int, list]:
 
 def _hand_over(indices: list[int]) -> bytes:
     """The Submissions at ``indices`` of the files, given up, pickled for another worker."""
+    for index in indices:
+        _PREGRADED.pop(index, None)
     return pickle.dumps({index: _HELD.pop(index) for index in indices}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -311,7 +319,30 @@ def _take_over(submissions: bytes) -> None:
 
 
 def _take_columns(blob: bytes) -> None:
-    _COLUMNS[:] = [pickle.loads(blob)]
+    ids, stems, rosters, *params = pickle.loads(blob)
+    # One tuple of params for every task made of them: params.stack batches rows of one tuple.
+    _COLUMNS[:] = [({sid: row for row, sid in enumerate(ids)}, stems, rosters, tuple(params))]
+
+
+def _pregrade(grade: Callable[[list], list]) -> None:
+    """Grade every file this worker holds, as its student's task will most likely be (their row
+    of the manifest's columns, or HW#2's numbers without a manifest), while this process
+    decides whose file is whose; _take_share then uses these grades where the task is that.
+    A file of a student the columns do not have, or of another network size, is left: this
+    process reads it again (grading.recheck)."""
+    _PREGRADED.clear()
+    if _COLUMNS:
+        row_of, stems, rosters, params = _COLUMNS[0]
+        if layout_for(ParamsRow(params, 0).sizes) is not _JOB[1]:
+            return  # every file is read again (grading.recheck)
+        held = [(index, sub, row_of.get(sub.student_id)) for index, sub in _HELD.items()]
+        held = [(index, sub, row) for index, sub, row in held if row is not None]
+        tasks = [grading._Student(sub, ParamsRow(params, row), {"roster": rosters[row], "file_stem": stems[row], "warnings": []}) for _, sub, row in held]
+    else:
+        held = [(index, sub, None) for index, sub in _HELD.items()]
+        tasks = [grading._Student(sub, HW2, {"roster": {}, "file_stem": None, "warnings": []}) for _, sub, _ in held]
+    for (index, _, row), graded in zip(held, grade(tasks)):
+        _PREGRADED[index] = (graded, row)
 
 
 def _take_share(share: list, args: tuple) -> None:
@@ -320,18 +351,45 @@ def _take_share(share: list, args: tuple) -> None:
     chunk by chunk (_grade_part), so that rows flow back while the rest is written."""
     reports._forget_patterns()
     grade = args[0]
-    stems, rosters, *params = _COLUMNS[0] if _COLUMNS else (None, None)
-    columns = (stems, rosters, tuple(params))  # one tuple of params for all: see params.stack
+    columns = _COLUMNS[0] if _COLUMNS else (None, None, None, ())
     _SHARE[:] = [entry[0] for entry in share]  # their indices in the tasks
     _SHARE_WITH[:] = [args]
-    _GRADED[:] = grade([_task(entry, columns) for entry in share])
+    graded: list = [_pregraded(entry) for entry in share]
+    left = [n for n, item in enumerate(graded) if item is None]
+    for n, item in zip(left, grade([_task(share[n], columns) for n in left])):
+        graded[n] = item
+    _PREGRADED.clear()
+    _GRADED[:] = graded
+
+
+def _pregraded(entry: tuple) -> Any:
+    """The grades _pregrade gave a task of the share, if it graded that file with these params
+    (its fields made the task's); None if it did not."""
+    if len(entry) == 2 or entry[1] not in _PREGRADED:
+        return None
+    (group, r), row = _PREGRADED.pop(entry[1])
+    if len(entry) == 3:
+        if entry[2] != row:
+            return None
+        _HELD.pop(entry[1])
+        return group, r
+    _, index, given, extra = entry
+    if not (given is None and row is None or type(given) is int and given == row):
+        return None
+    student = group.students[r]
+    group.students[r] = student._replace(extra=extra)
+    # The warnings as _grade_group makes them: the file's, the task's, then any of grading's own.
+    sub = student.submission
+    group.warnings[r] = (*sub.warnings, *extra.get("warnings", ()), *group.warnings[r][len(sub.warnings) + len(student.extra.get("warnings", ())) :])
+    _HELD.pop(index)
+    return group, r
 
 
 def _task(entry: tuple, columns: tuple) -> Any:
     """A task of the share (see _shares) as grading.complete_in_groups takes it; ``columns``
-    (stems, rosters, params) as the manifest's columns hold them, params being (activations, x,
-    v, w, target, lr)."""
-    stems, rosters, params = columns
+    as _take_columns keeps them (row of each id, stems, rosters, params), params being
+    (activations, x, v, w, target, lr)."""
+    _, stems, rosters, params = columns
     if len(entry) == 2:
         task = entry[1]
         if type(getattr(task, "params", None)) is int:  # a file read here, of a student in the columns
@@ -339,7 +397,7 @@ def _task(entry: tuple, columns: tuple) -> Any:
         return task
     if len(entry) == 3:  # the task its row of the columns says
         _, index, row = entry
-        extra = {"roster": dict(rosters[row]), "file_stem": stems[row], "warnings": []}
+        extra = {"roster": rosters[row], "file_stem": stems[row], "warnings": []}
         return grading._Student(_HELD.pop(index), ParamsRow(params, row), extra)
     _, index, given, extra = entry
     if given is None:

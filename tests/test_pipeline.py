@@ -486,9 +486,12 @@ def test_a_workers_share_is_one_batch_of_the_manifests_columns(monkeypatch):
     from grader.params import ParamsRow, _shared_columns
     from grader.submission import Submission, layout_of
 
+    import pickle
+
     x, v, w, t = (np.stack([getattr(HW2, k)] * 3) for k in ("x", "v", "w", "target"))
-    columns = (["s0", "s1", "s2"], [{"Student": "A"}, {}, {}], ["elu"] * 3, x, v, w, t, np.full(3, 0.1))
-    monkeypatch.setattr(pipeline, "_COLUMNS", [columns])
+    columns = (["s0", "s2", "s1"], ["s0", "s1", "s2"], [{"Student": "A"}, {}, {}], ["elu"] * 3, x, v, w, t, np.full(3, 0.1))
+    monkeypatch.setattr(pipeline, "_COLUMNS", [])
+    pipeline._take_columns(pickle.dumps(columns))
     held = {n: Submission(f"s{n}", np.zeros(layout_of(HW2).size), layout_of(HW2)) for n in range(3)}
     monkeypatch.setattr(pipeline, "_HELD", dict(held))
     seen = []
@@ -499,3 +502,37 @@ def test_a_workers_share_is_one_batch_of_the_manifests_columns(monkeypatch):
     assert _shared_columns([task.params for task in seen]) is not None
     assert seen[0].extra == {"roster": {"Student": "A"}, "file_stem": "s0", "warnings": []}
     assert seen[2].extra["warnings"] == ["two files"]
+
+
+def test_a_file_graded_early_is_taken_only_as_its_task_says_with_the_tasks_fields(monkeypatch):
+    """pipeline._pregrade grades a worker's files before the share is known; _take_share takes
+    those grades where the task is the one graded (the same row of the columns), with the
+    task's own fields: its notes join the file's warnings, before any grading added."""
+    import functools
+    import pickle
+
+    from grader.submission import Submission, layout_of
+    from grader.tolerance import Tolerance
+
+    x, v, w, t = (np.stack([getattr(HW2, k)] * 2) for k in ("x", "v", "w", "target"))
+    columns = (["s0", "s1"], ["s0", "s1"], [{"Student": "A"}, {"Student": "B"}], ["elu"] * 2, x, v, w, t, np.full(2, 0.1))
+    monkeypatch.setattr(pipeline, "_COLUMNS", [])
+    monkeypatch.setattr(pipeline, "_JOB", ([], layout_of(HW2)))
+    pipeline._take_columns(pickle.dumps(columns))
+    right = np.concatenate([np.ravel(a) for a in solve_one(HW2).values()])
+    held = {7: Submission("s0", right.copy(), layout_of(HW2), warnings=("w1",)), 8: Submission("s1", right.copy(), layout_of(HW2))}
+    monkeypatch.setattr(pipeline, "_HELD", dict(held))
+    monkeypatch.setattr(pipeline, "_PREGRADED", {})
+    grade = functools.partial(grading.complete_in_groups, tolerance=Tolerance(), rubric=grading.DEFAULT_RUBRIC, follow_through=True)
+    pipeline._pregrade(grade)
+    assert set(pipeline._PREGRADED) == {7, 8}
+    group, r = pipeline._PREGRADED[7][0]
+    group.warnings[r] += ("added by grading",)
+    extra = {"roster": {"Student": "A"}, "file_stem": "s0-2", "warnings": ["2 files for this student"], "other_sources": ("old.json",)}
+    args = (grade, None, False, "", True)
+    pipeline._take_share([(0, 7, 0, extra), (1, 8, 0)], args)  # file 8 is s1's, at row 1: graded again
+    (g0, r0), (g1, r1) = pipeline._GRADED
+    assert (g0, r0) == (group, r) and g0.students[r0].extra == extra
+    assert g0.warnings[r0] == ("w1", "2 files for this student", "added by grading")
+    assert g1 is not group and g1.students[r1].params.row == 0
+    assert pipeline._HELD == {} and pipeline._PREGRADED == {}
