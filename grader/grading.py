@@ -600,6 +600,28 @@ class GroupGrades:
     points: Mapping[str, float]  # answer key -> its points
     _patterns: dict = field(default_factory=dict)  # answer scores -> (parts, score, max_score)
 
+    def taken(self, rows: Sequence[int]) -> "GroupGrades":
+        """The grades of ``rows`` alone, as a group of their own that pickles small: the
+        students keep what their texts need (not their params, which are rows of the whole
+        class's columns)."""
+        at = np.asarray(rows, dtype=np.intp)
+        return GroupGrades(
+            students=[self.students[r]._replace(params=None) for r in rows],
+            layout=self.layout,
+            codes=self.codes[at],
+            answers=self.answers[at],
+            expected=self.expected[at],
+            credit=self.credit[at],
+            answer_scores=[self.answer_scores[r] for r in rows],
+            mistake_hits=[self.mistake_hits[r] for r in rows],
+            follow_hits=[self.follow_hits[r] for r in rows],
+            derivations=[self.derivations[r] for r in rows],
+            warnings=[self.warnings[r] for r in rows],
+            rubric=self.rubric,
+            part_of=self.part_of,
+            points=self.points,
+        )
+
     def answer_row(self, row: int) -> list[float]:
         """A row's answers as Python floats (NaN where missing, a -0.0 as 0.0), converted when
         asked for: a whole group at once would be tens of MB, made long before use."""

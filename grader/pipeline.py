@@ -258,28 +258,55 @@ def _balance(crew: parallel.Crew, shares: list[list[tuple]]) -> None:
 def _grade_in(crew: parallel.Crew, shares: list[list[tuple]], count: int, args: tuple) -> Iterator[tuple[int, list[reports.Row]]]:
     """The second pass: each worker given its share, then asked for it chunk by chunk (two
     chunks waiting each); the rows are yielded in the order of the tasks, as soon as every
-    earlier one is in."""
+    earlier one is in.
+
+    A worker that has done its share takes over half of what another has not been asked for
+    yet (_give_up, _take_up): the shares are even in students, not in work (a pattern of
+    results met first costs several times a pattern met again), and a core left idle for the
+    last tenth of a second is a tenth of a second."""
     for worker, share in enumerate(shares):
         crew.call(worker, _take_share, share, args)
-    bounds = [iter([(lo, min(lo + parallel.CHUNK, len(share))) for lo in range(0, len(share), parallel.CHUNK)]) for share in shares]
+    chunks = [_chunks(0, len(share)) for share in shares]  # each worker's, not yet asked for
+    asked = [0] * crew.size  # chunks asked for and not yet done, per worker
+    takers: list[list[int]] = [[] for _ in range(crew.size)]  # per giver: who takes what it gives up, in order
+
+    def ask(worker: int) -> None:
+        while chunks[worker] and asked[worker] < 2:
+            crew.call(worker, _grade_part, *chunks[worker].pop(0))
+            asked[worker] += 1
+
     for worker in range(crew.size):
-        for lo, hi in itertools.islice(bounds[worker], 2):
-            crew.call(worker, _grade_part, lo, hi)
+        ask(worker)
     rows: list = [None] * count
     done = 0
     for worker, reply in crew.replies():
-        if reply is None:  # the share was taken
-            continue
-        for n, row in reply:
-            rows[n] = row
-        following = next(bounds[worker], None)
-        if following is not None:
-            crew.call(worker, _grade_part, *following)
+        if type(reply) is bytes:  # rows given up, for the worker waiting for them
+            crew.call(takers[worker].pop(0), _take_up, reply)
+        elif type(reply) is tuple:  # rows taken up: [lo, hi) of this worker's list
+            chunks[worker] += _chunks(*reply)
+        elif reply is not None:  # (None: the share was taken, or its files graded early)
+            asked[worker] -= 1
+            for n, row in reply:
+                rows[n] = row
+        ask(worker)
+        if crew.pending(worker) == 0:  # nothing left for it: half of the busiest one's rest
+            giver = max(range(crew.size), key=lambda k: len(chunks[k]))
+            if len(chunks[giver]) >= 2:
+                half = len(chunks[giver]) // 2
+                given, chunks[giver] = chunks[giver][half:], chunks[giver][:half]
+                crew.call(giver, _give_up, given[0][0], given[-1][1])
+                takers[giver].append(worker)
         start = done
         while done < count and rows[done] is not None:
             done += 1
         if done > start:
             yield done - start, rows[start:done]
+    if done < count:  # every task is some worker's: a row missing is a bug, never a short gradebook
+        raise RuntimeError(f"{count - done} of {count} rows were not made")
+
+
+def _chunks(lo: int, hi: int) -> list[tuple[int, int]]:
+    return [(start, min(start + parallel.CHUNK, hi)) for start in range(lo, hi, parallel.CHUNK)]
 
 
 # --- In a worker ------------------------------------------------------------------------------------
@@ -405,6 +432,29 @@ def _task(entry: tuple, columns: tuple) -> Any:
     elif type(given) is int:
         given = ParamsRow(params, given)
     return grading._Student(_HELD.pop(index), given, extra)
+
+
+def _give_up(lo: int, hi: int) -> bytes:
+    """Rows [lo, hi) of this worker's share, graded, given up to another worker (_take_up):
+    pickled as their task indices and their grades, each group's rows as a group of their own."""
+    items = _GRADED[lo:hi]
+    _GRADED[lo:hi] = [None] * (hi - lo)
+    rows_of: dict[int, tuple[Any, list[int]]] = {}  # id of a group -> (the group, its rows given up)
+    for item in items:
+        if type(item) is tuple:
+            rows_of.setdefault(id(item[0]), (item[0], []))[1].append(item[1])
+    taken = {key: (group.taken(rows), {r: n for n, r in enumerate(rows)}) for key, (group, rows) in rows_of.items()}
+    portable = [item if type(item) is not tuple else (taken[id(item[0])][0], taken[id(item[0])][1][item[1]]) for item in items]
+    return pickle.dumps((_SHARE[lo:hi], portable), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _take_up(blob: bytes) -> tuple[int, int]:
+    """Rows given up by another worker, added to this worker's share: where they are in it."""
+    indices, items = pickle.loads(blob)
+    start = len(_GRADED)
+    _SHARE.extend(indices)
+    _GRADED.extend(items)
+    return start, len(_GRADED)
 
 
 def _grade_part(lo: int, hi: int) -> list[tuple[int, reports.Row]]:

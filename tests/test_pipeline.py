@@ -536,3 +536,39 @@ def test_a_file_graded_early_is_taken_only_as_its_task_says_with_the_tasks_field
     assert g0.warnings[r0] == ("w1", "2 files for this student", "added by grading")
     assert g1 is not group and g1.students[r1].params.row == 0
     assert pipeline._HELD == {} and pipeline._PREGRADED == {}
+
+
+def test_a_worker_done_early_takes_over_rows_of_a_slow_one_and_the_outputs_are_the_same(many_workers, tmp_path, monkeypatch):
+    import time
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    right = answers_to_json(solve_one(HW2))
+    for k in range(40):
+        answers = json.loads(json.dumps(right))
+        if k % 4 == 1:
+            answers["z"][0] += 0.3  # a slip: a pattern of its own
+        (folder / f"s{k:02d}.json").write_text(json.dumps({"student_id": f"s{k:02d}", "answers": answers}))
+    files, _ = grading.collect_files([folder])
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    grade_part, give_up = pipeline._grade_part, pipeline._give_up
+
+    def slow_grade_part(lo, hi):  # the worker graded task 0 is slow: the others finish first
+        if 0 in pipeline._SHARE:
+            time.sleep(0.2)
+        return grade_part(lo, hi)
+
+    def marked_give_up(lo, hi):
+        (marks / f"{os.getpid()}-{lo}").touch()
+        return give_up(lo, hi)
+
+    for name, func in (("_grade_part", slow_grade_part), ("_give_up", marked_give_up)):
+        func.__name__ = func.__qualname__ = name
+        func.__module__ = pipeline.__name__
+        monkeypatch.setattr(pipeline, name, func)
+    _run(files, None, tmp_path / "crew")
+    assert any(marks.iterdir()), "no rows were given up"
+    monkeypatch.setenv("HWGEN_WORKERS", "1")
+    _run(files, None, tmp_path / "one")
+    assert folder_bytes(tmp_path / "crew") == folder_bytes(tmp_path / "one")
