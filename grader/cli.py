@@ -234,7 +234,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
 
         hwgen grade inbox/ --manifest class/manifest.json --reveal
     """
-    from grader import grading, parallel, pipeline, reports
+    from grader import parallel, reports
     from grader.rubric import load_rubric
     from grader.tolerance import Tolerance
 
@@ -250,11 +250,33 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         reports.check_out_dir(out_dir)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
+    load = None if manifest_path is None else functools.partial(_read_manifest_parts, manifest_path)
+    if load is not None and os.path.getsize(manifest_path) >= LOAD_APART_FROM:
+        load = parallel.start_forked(load)  # a class's manifest loads while its files are found and read
+    try:
+        written, rows, skipped = _grade_class(submissions, load, out_dir, tolerance, rubric, follow_through, reveal, assignment)
+    except BaseException:
+        getattr(load, "cancel", lambda: None)()  # not taken yet: its process is stopped
+        raise
+    for row in rows:
+        if row.other_sources:
+            click.echo(f"Warning: {row.student_id}: several files; graded {row.source} (its warnings say why)", err=True)
+    click.echo(reports.summary_of(rows, skipped), err=True)
+    click.echo(f"Wrote {written.results}, {written.grades}, {written.canvas} and {written.feedback_files} feedback files in {written.feedback_dir}.", err=True)
+
+
+LOAD_APART_FROM = 256 * 1024  # bytes of manifest (about 100 students) worth a process of its own
+
+
+def _grade_class(submissions, load, out_dir, tolerance, rubric, follow_through, reveal, assignment):
+    """The files found and graded, as `grade` reports them: (what was written, the rows, the files skipped)."""
+    from grader import grading, parallel, pipeline
+
     unreadable: list[str] = []
     files, skipped = grading.collect_files(submissions, exclude=[out_dir], unreadable=unreadable)
     for problem in unreadable:
         click.echo(f"Warning: cannot list the folder {problem}; its files are not graded", err=True)
-    if manifest_path is None:
+    if load is None:
         click.echo("No manifest: grading every file against the HW#2 instance itself (the original homework).", err=True)
     for path in skipped:
         click.echo(f"Skipped (not .json): {formatting.shown_path(path)}", err=True)
@@ -262,22 +284,12 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     settings = pipeline.Settings(tolerance, rubric, follow_through, tuple(skipped), assignment, reveal)
     try:
         # The manifest loads while worker processes read the files.
-        written, rows = pipeline.run(
-            files,
-            None if manifest_path is None else lambda: _read_manifest_parts(manifest_path),
-            out_dir,
-            settings,
-            _progress_bar if len(files) >= PROGRESS_BAR_FROM else None,
-        )
+        written, rows = pipeline.run(files, load, out_dir, settings, _progress_bar if len(files) >= PROGRESS_BAR_FROM else None)
     except parallel.WorkerError as exc:  # killed from outside (by the out-of-memory killer, say)
         raise click.ClickException(f"{exc}; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)") from None
     except OSError as exc:  # the output folder, not a submission: those never raise
         raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
-    for row in rows:
-        if row.other_sources:
-            click.echo(f"Warning: {row.student_id}: several files; graded {row.source} (its warnings say why)", err=True)
-    click.echo(reports.summary_of(rows, skipped), err=True)
-    click.echo(f"Wrote {written.results}, {written.grades}, {written.canvas} and {written.feedback_files} feedback files in {written.feedback_dir}.", err=True)
+    return written, rows, skipped
 
 
 @cli.command()

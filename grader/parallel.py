@@ -9,6 +9,7 @@ submissions read so far) instead of receiving them pickled; only results travel 
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from typing import Any, Callable, Iterator
 
@@ -96,7 +97,9 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
     processes cannot be forked, ``func`` runs when its result is asked for.
 
     The result travels pickled through a pipe: worth it for work that takes long and returns
-    little (a manifest read and validated, as plain columns).
+    little (a manifest read and validated, as plain columns). The function's ``pickled()``
+    gives what came, pickled as it came, ``(True, result)``, to pass the result on to other
+    processes without pickling it again.
     """
     if not sys.platform.startswith("linux"):
         return func
@@ -120,11 +123,13 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
     send.close()
 
     outcome: list = []  # (ok, value), once received
+    received: list[bytes] = []  # the same, pickled
 
     def wait() -> Any:
         if not outcome:
             try:
-                outcome.append(receive.recv())
+                received.append(receive.recv_bytes())
+                outcome.append(pickle.loads(received[0]))
             except (EOFError, OSError):  # OSError: it died in the middle of its reply
                 raise WorkerError("a worker process ended before its work was done") from None
             finally:
@@ -134,6 +139,10 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
         if not ok:
             raise value
         return value
+
+    def pickled() -> bytes:
+        """``(True, result)`` pickled, as it came (after wait() returned)."""
+        return received[0]
 
     def ready() -> bool:
         """Whether wait() would return (or raise) at once: the result is here, or on its way."""
@@ -147,6 +156,7 @@ def start_forked(func: Callable[[], Any]) -> Callable[[], Any]:
 
     wait.cancel = cancel  # type: ignore[attr-defined]
     wait.ready = ready  # type: ignore[attr-defined]
+    wait.pickled = pickled  # type: ignore[attr-defined]
     return wait
 
 

@@ -93,7 +93,8 @@ def run(
     for each of the two passes.
 
     A large class goes to a crew of workers (one per core) that read the files and then grade
-    the students whose files they read; the manifest loads in a process of its own meanwhile.
+    the students whose files they read; the manifest loads in a process of its own meanwhile
+    (``load_manifest`` may be one started already, by parallel.start_forked).
     """
     bar = progress or no_progress
     s = settings
@@ -103,7 +104,10 @@ def run(
         tasks = grading.assign(results, manifest, s.rubric)
         with bar("Grading and writing", len(tasks)) as writing:
             return write_graded(tasks, manifest is not None, out_dir, s, writing.update)
-    loading = parallel.start_forked(load_manifest) if load_manifest is not None else _none
+    if hasattr(load_manifest, "ready"):  # started already (parallel.start_forked)
+        loading = load_manifest
+    else:
+        loading = parallel.start_forked(load_manifest) if load_manifest is not None else _none
     global _JOB
     _JOB = (list(files), layout_of(HW2))  # what the workers inherit
     try:
@@ -113,7 +117,7 @@ def run(
                 manifest = loading()
             columns = manifest.columns if isinstance(manifest, ManifestParts) else None
             if columns is not None and not sent:
-                _send_columns(crew, columns)
+                _send_columns(crew, columns, loading)
             context, grade = _grading(s, manifest is not None)
             if columns is not None or manifest is None:
                 # The workers grade what they hold while this process decides whose file is whose.
@@ -188,19 +192,21 @@ def _read_in(crew: parallel.Crew, count: int, progress: Callable[[int], None] | 
             if manifest is not None:
                 grading._roster(manifest)  # kept for recheck and assign
             if isinstance(manifest, ManifestParts) and manifest.columns is not None:
-                _send_columns(crew, manifest.columns)
+                _send_columns(crew, manifest.columns, loading)
                 sent = True
             ready = None
     return results, sent
 
 
-def _send_columns(crew: parallel.Crew, columns: tuple) -> None:
+def _send_columns(crew: parallel.Crew, columns: tuple, loading: Any = None) -> None:
     """The manifest's columns (see ManifestParts) to every worker, from which a student's share
-    entry is made whole there (see _shares), and its files graded early (_pregrade): pickled
-    once."""
-    blob = pickle.dumps(columns, protocol=pickle.HIGHEST_PROTOCOL)
+    entry is made whole there (see _shares), and its files graded early (_pregrade): the
+    manifest as it came from the process that read it (``loading.pickled()``, see
+    parallel.start_forked), else the columns pickled once."""
+    pickled = getattr(loading, "pickled", None)
+    blob = pickled() if pickled is not None else pickle.dumps(columns, protocol=pickle.HIGHEST_PROTOCOL)
     for worker in range(crew.size):
-        crew.call(worker, _take_columns, blob)
+        crew.call(worker, _take_columns, blob, pickled is not None)
 
 
 def _shares(tasks: Sequence[grading.Task], workers: int, columns: tuple | None = None) -> list[list[tuple]]:
@@ -345,8 +351,10 @@ def _take_over(submissions: bytes) -> None:
     _HELD.update(pickle.loads(submissions))
 
 
-def _take_columns(blob: bytes) -> None:
-    ids, stems, rosters, *params = pickle.loads(blob)
+def _take_columns(blob: bytes, whole: bool = False) -> None:
+    """The manifest's columns from _send_columns: pickled, or (``whole``) the manifest as
+    parallel.start_forked received it, (True, ManifestParts)."""
+    ids, stems, rosters, *params = pickle.loads(blob)[1].columns if whole else pickle.loads(blob)
     # One tuple of params for every task made of them: params.stack batches rows of one tuple.
     _COLUMNS[:] = [({sid: row for row, sid in enumerate(ids)}, stems, rosters, tuple(params))]
 

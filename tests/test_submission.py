@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
@@ -413,15 +414,15 @@ def _near_usual(draw) -> bytes:
         if kind == "entry" and isinstance(value, list) and value:
             row = value[draw(st.integers(0, len(value) - 1))]
             target = row if isinstance(row, list) and row else value
-            target[draw(st.integers(0, len(target) - 1))] = draw(_ODD_VALUES)
+            target[draw(st.integers(0, len(target) - 1))] = copy.deepcopy(draw(_ODD_VALUES))
         elif kind == "answer":
-            answers[key] = draw(_ODD_VALUES)
+            answers[key] = copy.deepcopy(draw(_ODD_VALUES))  # a value drawn twice must not be one object
         elif kind == "row" and isinstance(value, list) and value and isinstance(value[0], list):
-            value[draw(st.integers(0, len(value) - 1))] = draw(st.sampled_from([None, [1.0], [], "x"]))
+            value[draw(st.integers(0, len(value) - 1))] = copy.deepcopy(draw(st.sampled_from([None, [1.0], [], "x"])))
         elif kind == "transpose" and key in ("grad_w", "grad_v") and isinstance(value, list) and all(isinstance(r, list) for r in value):
             answers[key] = [list(col) for col in zip(*value)]
         elif kind == "loss":
-            answers["loss"] = draw(st.sampled_from([[0.5], [None], ["a"], [[0.5]], [0.5, 0.5], None, 2]))
+            answers["loss"] = copy.deepcopy(draw(st.sampled_from([[0.5], [None], ["a"], [[0.5]], [0.5, 0.5], None, 2])))
         elif kind == "drop":
             answers.pop(key, None)
         elif kind == "unknown":
@@ -429,9 +430,9 @@ def _near_usual(draw) -> bytes:
         elif kind == "id":
             obj["student_id"] = draw(st.sampled_from(["", " s1", "s\t1", 7, None, "x" * 300]))
         elif kind == "derivation":
-            obj["derivations"] = draw(st.sampled_from([None, {}, {"u": "v @ x"}, {"u": 5}, {"zz": "x"}, "text", [1]]))
+            obj["derivations"] = copy.deepcopy(draw(st.sampled_from([None, {}, {"u": "v @ x"}, {"u": 5}, {"zz": "x"}, "text", [1]])))
         elif kind == "top":
-            obj[draw(st.sampled_from(["help", "note"]))] = draw(st.sampled_from(["a note", 3, [1.0]]))
+            obj[draw(st.sampled_from(["help", "note"]))] = copy.deepcopy(draw(st.sampled_from(["a note", 3, [1.0]])))
         else:  # the text itself
             return draw(st.sampled_from([b"", b"[]", b"{", json.dumps(obj).encode() + b" x", json.dumps(obj).replace('"s1"', '"s1", "student_id": "s2"', 1).encode()]))
     return json.dumps(obj).encode()
