@@ -524,6 +524,21 @@ def _grade_derivations(block: Any) -> dict[str, Any]:
     """
     if not isinstance(block, dict):
         return derivations.grade_derivations(block)
+    if all(type(value) is str or value is None for value in block.values()):
+        # Many students write the same derivations (a third of a class, in a few dozen forms):
+        # their whole block is looked up once, not each of its texts. (Texts only: as keys,
+        # 1, 1.0 and True are one.)
+        return _graded_block(tuple(block.items()))
+    return _graded_texts(block)
+
+
+@functools.lru_cache(maxsize=DERIVATION_CACHE)
+def _graded_block(items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """_graded_texts of the block with these items. (The dict is shared: copy it to change it.)"""
+    return _graded_texts(dict(items))
+
+
+def _graded_texts(block: dict) -> dict[str, Any]:
     keys = (*derivations.REQUIRED_KEYS, *((derivations.LOSS_KEY,) if derivations.LOSS_KEY in block else ()))
     out = {}
     for key in keys:
@@ -711,8 +726,9 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
     for student in group:
         sub = student.submission
         results: dict[str, Any] = {}
-        warnings = (*sub.warnings, *student.extra.get("warnings", ()))
-        if grade_derivations is not None and has_derivations(sub.derivations):
+        noted = student.extra.get("warnings")
+        warnings = (*sub.warnings, *noted) if noted else sub.warnings
+        if grade_derivations is not None and sub.derivations and has_derivations(sub.derivations):
             try:
                 results = dict(grade_derivations(sub.derivations))
             except Exception as exc:  # one student's odd derivations must not stop the class

@@ -691,3 +691,13 @@ def test_a_manifest_with_empty_inputs_is_refused_with_a_reason(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(obj))
     with pytest.raises(InputError, match=r"students\[0\]\.params"):
         grading.load_class_manifest(tmp_path / "m.json")
+
+
+def test_derivation_blocks_graded_once_each_keep_true_apart_from_one():
+    """Equal blocks of derivation texts are graded once per process; a block holding a
+    number or a boolean is not looked up (as keys, 1 and True are one), so each keeps its own
+    message."""
+    blocks = [{"u": "v @ x"}, {"u": "v @ x"}, {"u": 1}, {"u": True}]
+    results = [grading._grade_derivations(block)["u"] for block in blocks]
+    assert results[0] is results[1]
+    assert results[2].message.endswith("got a number") and results[3].message.endswith("got true/false")
