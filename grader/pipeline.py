@@ -3,11 +3,15 @@
 Two passes over the class, each on every core (grader.parallel):
 
 1. read: every file is parsed and checked for form (grader.submission);
-2. grade and write: the students are matched to their files (grading.assign), then chunk by
-   chunk graded in one batch (grading.complete_in_groups), their feedback written and their rows of the
-   gradebook files built (reports.report_chunk), which this process puts together as they come.
+2. grade and write: the students are matched to their files (grading.assign) and graded in
+   one batch (grading.complete_in_groups), then chunk by chunk their feedback is written and
+   their rows of the gradebook files built (reports.report_chunk), which this process puts
+   together as they come.
 
-Between the two, this process decides which file is each student's, which needs all of them.
+Between the two, this process decides which file is each student's, which needs all of them;
+meanwhile each worker grades the files it holds as their students' tasks will most likely be
+(_pregrade), and a task finds its grades made already. A worker done with its share takes
+over rows another has not been asked for yet (_give_up, _take_up).
 For a large class (``run``) both passes are done by one crew of workers (parallel.Crew): a
 worker grades the files it read, so that only a few fields of each file travel to this
 process, and only a student's manifest row and roster back. The outputs are byte for byte
@@ -381,9 +385,10 @@ def _pregrade(grade: Callable[[list], list]) -> None:
 
 
 def _take_share(share: list, args: tuple) -> None:
-    """This worker's share of the second pass, graded as one batch (grading.complete_in_groups):
-    numpy's fixed cost per call is then paid once, not per chunk. The texts and files are made
-    chunk by chunk (_grade_part), so that rows flow back while the rest is written."""
+    """This worker's share of the second pass: its grades from _pregrade where they are the
+    task's, the rest graded as one batch (grading.complete_in_groups: numpy's fixed cost per
+    call is paid once, not per chunk). The texts and files are made chunk by chunk
+    (_grade_part), so that rows flow back while the rest is written."""
     reports._forget_patterns()
     grade = args[0]
     columns = _COLUMNS[0] if _COLUMNS else (None, None, None, ())
@@ -449,10 +454,17 @@ def _give_up(lo: int, hi: int) -> bytes:
     _GRADED[lo:hi] = [None] * (hi - lo)
     rows_of: dict[int, tuple[Any, list[int]]] = {}  # id of a group -> (the group, its rows given up)
     for item in items:
-        if type(item) is tuple:
+        if type(item) is tuple:  # (group, row); anything else is a report made already
             rows_of.setdefault(id(item[0]), (item[0], []))[1].append(item[1])
-    taken = {key: (group.taken(rows), {r: n for n, r in enumerate(rows)}) for key, (group, rows) in rows_of.items()}
-    portable = [item if type(item) is not tuple else (taken[id(item[0])][0], taken[id(item[0])][1][item[1]]) for item in items]
+    moved = {}  # id of a group -> (the group of the rows given up, a row's place in it)
+    for key, (group, rows) in rows_of.items():
+        moved[key] = (group.taken(rows), {row: n for n, row in enumerate(rows)})
+    portable = []
+    for item in items:
+        if type(item) is tuple:
+            group, place = moved[id(item[0])]
+            item = (group, place[item[1]])
+        portable.append(item)
     return pickle.dumps((_SHARE[lo:hi], portable), protocol=pickle.HIGHEST_PROTOCOL)
 
 
