@@ -346,8 +346,9 @@ def _usual_form(obj: Any) -> bool:
 def _answer_columns(answers: list[dict], layout: Layout) -> tuple[np.ndarray, set[int]]:
     """The flat values of ``answers`` (one row per answers object, NaN where null), and the
     positions of the objects not of the usual form: an answer not exactly of its expected shape,
-    or holding anything but numbers and nulls (what _plain_entries refuses). What such an
-    object holds is taken as null, so that one pass checks them all; their rows mean nothing."""
+    or holding anything but numbers and nulls (from_json then reads it answer by answer, to
+    say what is wrong). What such an object holds is taken as null, so that one pass checks
+    them all; their rows mean nothing."""
     count = len(answers)
     unusual: set[int] = set()
     blocks = []
@@ -451,7 +452,7 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
                 problems.append(str(exc))
 
     answers = obj.get("answers")
-    values: list = []
+    values: list | np.ndarray = []  # the flat entries (None or NaN where not given)
     transposed: set[str] = set()
     if "answers" not in obj:
         problems.append('answers: is missing; the file needs an "answers" object')
@@ -464,9 +465,9 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
                     warnings.append(f"answers.{_clip(key)}: unknown key, ignored")
                     _non_finite(answers[key], f"answers.{_clip(key)}", problems)
         if layout is not None:
-            fast = _plain_entries(answers, layout)
-            if fast is not None:
-                values = fast
+            usual, unusual = _answer_columns([answers], layout)
+            if not unusual:  # nearly every file: every answer of its shape, numbers and nulls only
+                values = usual[0]
             else:
                 for key in core.ANSWER_KEYS:
                     values.extend(_entries(answers.get(key), key, layout.shapes[key], problems, transposed))
@@ -566,37 +567,6 @@ def _student_id(obj: dict, problems: list[str], warnings: list[str]) -> str | No
 def _plan(layout: Layout) -> tuple[tuple[str, tuple[int, ...], int], ...]:
     """(key, shape, entries) of each answer, in flat order."""
     return tuple((key, layout.shapes[key], math.prod(layout.shapes[key])) for key in core.ANSWER_KEYS)
-
-
-def _plain_entries(answers: dict, layout: Layout) -> list | None:
-    """The flat entries of answers in exactly the expected shapes, with numbers or nulls only;
-    None for anything else (a null row, a transposed matrix, a string...), which _entries then
-    reads one by one to say what is wrong. This is the path of nearly every file."""
-    out: list = []
-    for key, shape, count in _plan(layout):
-        value = answers.get(key)
-        if value is None:
-            out += [None] * count
-        elif type(value) is not list:
-            if shape:
-                return None
-            out.append(value)  # the loss, as a number
-        elif len(value) != (shape[0] if shape else 1):
-            return None
-        elif len(shape) == 2:
-            cols = shape[1]
-            for row in value:
-                if type(row) is not list or len(row) != cols:
-                    return None
-                out += row
-        else:
-            out += value  # a vector, or the loss as a list of one
-    types = set(map(type, out))
-    if not types <= _NUMBER_TYPES:
-        return None
-    if int in types and not all(-_LARGEST <= x <= _LARGEST for x in out if type(x) is int):
-        return None
-    return out
 
 
 def _numbers_ok(items: list, field: str, problems: list[str]) -> bool:
