@@ -550,6 +550,13 @@ def _graded_texts(block: dict) -> dict[str, Any]:
     return out
 
 
+def task_warnings(student: "_Student") -> tuple[str, ...]:
+    """A student's warnings before grading adds any: their file's, then their task's (a second
+    file, say)."""
+    noted = student.extra.get("warnings")
+    return (*student.submission.warnings, *noted) if noted else student.submission.warnings
+
+
 def has_derivations(block: Any) -> bool:
     """Did the student write any derivation? An all-null block (as in the blank answer file) is
     none: parts 1 and 3 are then left ungraded and out of the maximum, so a class that answers
@@ -726,8 +733,7 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
     for student in group:
         sub = student.submission
         results: dict[str, Any] = {}
-        noted = student.extra.get("warnings")
-        warnings = (*sub.warnings, *noted) if noted else sub.warnings
+        warnings = task_warnings(student)
         if grade_derivations is not None and sub.derivations and has_derivations(sub.derivations):
             try:
                 results = dict(grade_derivations(sub.derivations))

@@ -418,9 +418,9 @@ def _pregraded(entry: tuple) -> Any:
         return None
     student = group.students[r]
     group.students[r] = student._replace(extra=extra)
-    # The warnings as _grade_group makes them: the file's, the task's, then any of grading's own.
-    sub = student.submission
-    group.warnings[r] = (*sub.warnings, *extra.get("warnings", ()), *group.warnings[r][len(sub.warnings) + len(student.extra.get("warnings", ())) :])
+    # The warnings as _grade_group makes them: the task's own, then any grading added.
+    graded_with = len(grading.task_warnings(student))
+    group.warnings[r] = (*grading.task_warnings(group.students[r]), *group.warnings[r][graded_with:])
     _HELD.pop(index)
     return group, r
 

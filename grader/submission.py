@@ -333,8 +333,10 @@ def _usual_form(obj: Any) -> bool:
     answers aside? (Those are checked together, by _answer_columns.)"""
     if type(obj) is not dict or not obj.keys() <= _TOP_LEVEL_SET:
         return False
-    sid, answers, derivations, note = obj.get("student_id"), obj.get("answers"), obj.get("derivations"), obj.get("help")
-    if type(sid) is not str or not sid or sid.strip() != sid or id_problem(sid) is not None:
+    answers, derivations, note = obj.get("answers"), obj.get("derivations"), obj.get("help")
+    problems: list[str] = []
+    warnings: list[str] = []
+    if type(obj.get("student_id")) is not str or _student_id(obj, problems, warnings) is None or warnings:
         return False
     if type(answers) is not dict or not answers.keys() <= _ANSWER_SET or (note is not None and type(note) is not str):
         return False
