@@ -334,6 +334,11 @@ def check(file, manifest_path):
     if not isinstance(result, sub.InvalidSubmission):
         for field in result.missing():
             click.echo(f"{name}: missing: {field}")
+        if has_derivations(derivations):  # once one is written, parts 1 and 3 count: say what is not
+            from grader.derivations import not_given
+
+            for key in not_given(derivations):
+                click.echo(f"{name}: missing: derivations.{key}")
     for problem in problems:
         click.echo(f"{name}: error: {problem}")
     if problems:

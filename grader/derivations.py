@@ -324,8 +324,18 @@ class _Reading:
     message: str
 
 
+def is_given(value: object) -> bool:
+    """Was a derivation written? Null and a blank string are not (the blank answer file's)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def not_given(derivations: Mapping[str, object]) -> list[str]:
+    """The required keys of a derivations block left out, null or blank, in order."""
+    return [key for key in REQUIRED_KEYS if not is_given(derivations.get(key))]
+
+
 def _read(key: str, value: object) -> _Reading:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if not is_given(value):
         return _Reading(MISSING, None, f"{key}: no expression given")
     if not isinstance(value, str):
         return _Reading(INVALID, None, f"{key}: expected an expression as a string, got {_json_type(value)}")

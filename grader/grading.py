@@ -46,7 +46,7 @@ from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.jsonio import read_bytes
-from grader.submission import InvalidSubmission, Layout, Submission, layout_for, layout_of, parse_json, read_submission, submissions_from_bytes
+from grader.submission import DERIVATION_KEYS, InvalidSubmission, Layout, Submission, entry_fields, layout_for, layout_of, parse_json, read_submission, submissions_from_bytes
 from grader.tolerance import Tolerance
 
 GRADED, INVALID, MISSING = "graded", "invalid", "missing"  # a student's status
@@ -145,7 +145,7 @@ class GradeReport:
     parts: tuple[PartScore, ...]  # every rubric part, in order; ungraded ones with None scores
     misconceptions: tuple[str, ...] = ()  # mistake ids named, in catalogue order
     follow_through: tuple[str, ...] = ()  # answer keys with an entry earning follow-through
-    errors: tuple[str, ...] = ()  # why the file is invalid, one line each
+    errors: tuple[str, ...] = ()  # why the file is invalid, one line each; graded: the answers not given
     warnings: tuple[str, ...] = ()  # unknown keys, numeric id, a second file, ...
     source: str | None = None  # the file graded
     other_sources: tuple[str, ...] = ()  # older files for the same student, not graded
@@ -558,14 +558,21 @@ def task_warnings(student: "_Student") -> tuple[str, ...]:
 
 
 def has_derivations(block: Any) -> bool:
-    """Did the student write any derivation? An all-null block (as in the blank answer file) is
-    none: parts 1 and 3 are then left ungraded and out of the maximum, so a class that answers
-    them on paper is not marked 0 on them. One written derivation makes both parts count."""
-    return isinstance(block, dict) and any(value is not None for value in block.values())
+    """Did the student write any derivation? A block of nulls or blank strings (as in the blank
+    answer file), or of unknown keys only, is none: parts 1 and 3 are then left ungraded and out
+    of the maximum, so a class that answers them on paper is not marked 0 on them. One written
+    derivation makes both parts count."""
+    return isinstance(block, dict) and any(key in DERIVATION_KEYS and derivations.is_given(value) for key, value in block.items())
+
+
+# Scores are kept and shown to this many decimals: enough for every share the default rubric
+# makes exact (7.5 points over 8 entries, at half credit, is 0.46875 an entry), so a record's
+# parts add up to its total as printed; float noise (14.999999999999998) is rounded away.
+SCORE_DECIMALS = 6
 
 
 def _round(x: float) -> float:
-    return round(float(x), 6) + 0.0  # sums of entry shares: 14.999999999999998 -> 15.0
+    return round(float(x), SCORE_DECIMALS) + 0.0
 
 
 def grade_students(
@@ -690,6 +697,7 @@ class GroupGrades:
             parts=ordered,
             misconceptions=tuple(_catalogue_order(misconceptions)) if len(misconceptions) > 1 else tuple(misconceptions),
             follow_through=tuple(key for key, hit in zip(core.ANSWER_KEYS, follow) if hit) if any(follow) else (),
+            errors=not_given(self.layout, self.codes[row]),
             warnings=self.warnings[row],
             source=sub.source,
             layout=self.layout,
@@ -703,6 +711,23 @@ class GroupGrades:
             derivations=derivation_results,
             **{key: value for key, value in student.extra.items() if key != "warnings"},
         )
+
+
+def not_given(layout: Layout, codes: np.ndarray) -> tuple[str, ...]:
+    """A graded file's errors: one line per answer with entries not given (left out or null),
+    which score 0 while the rest is graded."""
+    missing = codes == MISSING_CODE
+    if not missing.any():
+        return ()
+    lines = []
+    for key in core.ANSWER_KEYS:
+        part = missing[layout.slices[key]]
+        if part.all():
+            lines.append(f"answers.{key}: not given; " + ("it scores 0" if part.size == 1 else f"its {part.size} entries score 0"))
+        elif part.any():
+            fields = entry_fields(layout, key, np.flatnonzero(part))
+            lines.append(f"{', '.join(fields)}: not given; " + ("it scores 0" if len(fields) == 1 else "they score 0"))
+    return tuple(lines)
 
 
 def _grade_group(group, activation, tolerance, rubric, follow_through, credit, grade_derivations) -> GroupGrades:

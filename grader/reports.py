@@ -38,6 +38,7 @@ from grader.grading import (
     STATUS_NAMES,
     Gradebook,
     GradeReport,
+    SCORE_DECIMALS,
     PartScore,
     credit_table,
     is_grade_output,
@@ -62,15 +63,16 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 @functools.lru_cache(maxsize=4096)
 def score_text(value: float | None) -> str:
-    """A score as people write it: 38, 37.375 (at most 4 decimals); '' when not graded."""
+    """A score as people write it: 38, 37.375, 34.84375 (at most SCORE_DECIMALS decimals, as
+    grading keeps them); '' when not graded."""
     if value is None:
         return ""
-    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    text = f"{value:.{SCORE_DECIMALS}f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
 def _score(value: float | None) -> float | None:
-    return None if value is None else round(value, 4) + 0.0
+    return None if value is None else round(value, SCORE_DECIMALS) + 0.0
 
 
 # --- results.json ---------------------------------------------------------------------------------
@@ -1044,10 +1046,22 @@ def report_chunk(items: list, make_reports: Callable[[list], list], context: Gra
 
 def _remove_stale(feedback_dir: Path, current: set[str]) -> None:
     """Delete feedback files of an earlier run for students who are not in this one, so the
-    folder never holds feedback that results.json does not describe."""
+    folder never holds feedback that results.json does not describe. A file hwgen did not
+    write (a TA's notes.md, a link) is left alone: only one that opens as feedback does is ours."""
     for path in feedback_dir.glob("*.md"):
-        if path.name not in current:
+        if path.name not in current and not path.is_symlink() and _is_feedback(path):
             path.unlink(missing_ok=True)
+
+
+_FEEDBACK_HEADING = f"# {TITLE}: feedback for ".encode()
+
+
+def _is_feedback(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(_FEEDBACK_HEADING)) == _FEEDBACK_HEADING
+    except OSError:
+        return False
 
 
 def _create(name: str, data: bytes, dir_fd: int) -> None:

@@ -149,9 +149,15 @@ class Submission:
             if part.all():
                 out.append(f"answers.{key}")
             elif part.any():
-                shape = self.layout.shapes[key]
-                out.extend(f"answers.{key}" + "".join(f"[{i}]" for i in np.unravel_index(n, shape)) for n in np.flatnonzero(part))
+                out.extend(entry_fields(self.layout, key, np.flatnonzero(part)))
         return out
+
+
+def entry_fields(layout: Layout, key: str, positions: Sequence[int]) -> list[str]:
+    """The fields of answer ``key``'s entries at ``positions`` (flat, within the answer), as a
+    file writes them: answers.grad_v[2][1]."""
+    shape = layout.shapes[key]
+    return [f"answers.{key}" + "".join(f"[{i}]" for i in np.unravel_index(n, shape)) for n in positions]
 
 
 def _submission(student_id, values, layout, transposed, derivations, warnings, source, mtime_ns) -> Submission:

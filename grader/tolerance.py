@@ -3,7 +3,8 @@
 An entry is right when |answer - expected| <= atol + rtol * |expected|. The relative part
 forgives rounding at every step of a hand computation; the absolute part is what grades an
 expected value of exactly zero (the third row of dL/dv in HW#2 is zero, and no relative
-tolerance can accept a student's 0.0000 or -1e-17 there).
+tolerance can accept a student's 0.0000 or -1e-17 there). An answer exactly on the boundary is
+right on either side of an expected value that float64 computes as a hair off (BOUNDARY_SLACK).
 
 With ``sigfigs`` N set, the relative part is 10^(1-N), one unit in the N-th significant figure
 of a number whose first figure is 1: rounding a number to N figures errs by at most half of
@@ -20,6 +21,10 @@ import numpy as np
 
 DEFAULT_RTOL = 0.01  # 1%: three significant figures carried through every step still pass
 DEFAULT_ATOL = 0.001  # the scale of the 4th decimal place, the precision the keys print
+# An answer on the boundary is inside whatever float64 makes of it: a key entry that is exactly
+# 0 computed as 5.6e-17 (two equal weights cancelling) would otherwise take -0.001 and refuse
+# +0.001. A billionth of the allowance is far below anything a student writes.
+BOUNDARY_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Tolerance:
         answer = np.asarray(answer, dtype=np.float64)
         expected = np.asarray(expected, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            return np.abs(answer - expected) <= self.allowance(expected, units)
+            return np.abs(answer - expected) <= self.allowance(expected, units) * (1 + BOUNDARY_SLACK)
 
     def describe(self) -> str:
         if self.sigfigs is not None:
@@ -64,4 +69,5 @@ class Tolerance:
         return f"|answer - expected| <= {self.atol:g} + {self.rtol:g} * |expected|"
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The tolerance as applied: with ``sigfigs``, the rtol is the one it sets."""
+        return {**asdict(self), "rtol": self.relative}

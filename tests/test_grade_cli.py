@@ -176,6 +176,11 @@ def test_grade_sigfigs_records_the_tolerance(workdir):
     assert json.loads((workdir / "grades/results.json").read_text())["tolerance"]["sigfigs"] == 3
 
 
+def test_grade_sigfigs_records_the_rtol_it_sets(workdir):
+    run("grade", "submissions/", "--sigfigs", "4")
+    assert json.loads((workdir / "grades/results.json").read_text())["tolerance"] == {"rtol": 0.001, "atol": 0.001, "sigfigs": 4}
+
+
 def test_grade_sigfigs_and_rtol_together_is_a_usage_error(workdir):
     result = run("grade", "submissions/", "--sigfigs", "3", "--rtol", "0.02")
     assert result.exit_code == 2 and "--rtol and --sigfigs both set the relative tolerance; give one of them" in result.stderr
@@ -345,6 +350,30 @@ def test_check_reports_derivations_that_do_not_parse(workdir):
     (workdir / "d.json").write_text(json.dumps(obj))
     result = run("check", "d.json")
     assert result.exit_code == 1 and "error: derivations" in result.stdout
+
+
+def test_check_lists_the_derivations_left_out_once_one_is_written(workdir):
+    obj = json.loads((workdir / "submissions/right_4_decimals.json").read_text())
+    obj["derivations"] = {"o": "exp(z[k]) / sum(exp(z[m]), m)", "h": "  "}
+    (workdir / "d.json").write_text(json.dumps(obj))
+    result = run("check", "d.json")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        *(f"d.json: missing: derivations.{key}" for key in ("u", "h", "z", "grad_w", "grad_v")),
+        "d.json: well-formed; 53 of 53 answer entries given",
+    ]
+
+
+@pytest.mark.parametrize("block", [{"u": "", "h": " ", "z": None}, {"hh": "x"}, {}], ids=["blank", "unknown-only", "empty"])
+def test_blank_derivations_leave_parts_1_and_3_ungraded(workdir, block):
+    obj = json.loads((workdir / "submissions/right_4_decimals.json").read_text())
+    obj["derivations"] = block
+    (workdir / "in").mkdir()
+    (workdir / "in/d.json").write_text(json.dumps(obj))
+    run("grade", "in")
+    record = json.loads((workdir / "grades/results.json").read_text())["students"][0]
+    assert (record["score"], record["max_score"]) == (40.0, 40.0)
+    assert run("check", "in/d.json").stdout.splitlines()[-1] == "in/d.json: well-formed; 53 of 53 answer entries given"
 
 
 # --- the output folder ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from grader import core, grading, mistakes, variants
+from grader import core, grading, mistakes, reports, variants
 from grader.grading import GRADED, INVALID, MISSING, _Student, grade_files, grade_students
 from grader.manifest import Manifest, StudentRecord
 from grader.params import HW2, Params, answers_to_json, solve_one, stack
@@ -160,6 +160,30 @@ def test_an_expected_zero_is_graded_by_the_absolute_tolerance():
     answers = answers_to_json(HW2_KEY)
     answers["grad_v"][2] = [0.0004, -0.0009, 0.0]  # dL/dv row 3 is exactly 0 in HW#2
     assert grade_answers(HW2, answers).statuses("grad_v")[6:9] == ["right"] * 3
+
+
+@pytest.mark.parametrize("expected", [5.6e-17, -5.6e-17, 0.0])
+def test_an_answer_exactly_atol_from_a_zero_is_right_whatever_the_float_noise(expected):
+    assert TOL.close([TOL.atol, -TOL.atol], [expected, expected]).all()
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_an_answer_of_atol_where_float64_makes_zero_a_hair_off_is_right_on_either_side(sign):
+    # w_11 = w_21: dL/dh_1 = w_11 * sum(o - o*) is exactly 0, which float64 makes 1e-16 or so.
+    params = Params(
+        x=np.array([-0.5, 1.5, -1.0]),
+        v=np.array([[-1.9, 1.3, 0.4], [0.8, -0.5, 1.8], [-1.0, -1.4, 0.0], [0.9, 1.1, -0.7]]),
+        w=np.array([[0.8, 0.7, -0.1, 2.0], [0.8, 2.0, -0.8, 1.2]]),
+        target=np.array([0.0, 1.0]),
+        lr=0.1,
+    )
+    key = solve_one(params)
+    assert 0 < np.abs(key["grad_v"][0]).max() < 1e-15  # the case: a zero computed as noise
+    answers = answers_to_json(key)
+    # an o that does not sum to 1: dL/dv_1 recomputed from it is not 0, so the key decides
+    answers["o"] = [0.898, 0.0995]
+    answers["grad_v"][0] = [sign * TOL.atol, -sign * TOL.atol, sign * TOL.atol]
+    assert grade_answers(params, answers).statuses("grad_v")[:3] == ["right"] * 3
 
 
 def test_a_nonzero_answer_where_zero_is_expected_is_wrong():
@@ -569,10 +593,43 @@ def test_missing_answers_score_zero_and_the_rest_is_graded():
     assert report.score == 40.0 - 7.5 - 7.5 * 3 / 12
 
 
+def test_answers_not_given_are_each_a_line_of_a_graded_files_errors():
+    answers = answers_to_json(HW2_KEY)
+    answers["loss"] = None
+    answers["w_new"] = None
+    answers["v_new"][0] = [None, 0.5, None]
+    del answers["u"]
+    report = grade_answers(HW2, answers)
+    assert report.status == GRADED
+    assert report.errors == (
+        "answers.u: not given; its 4 entries score 0",
+        "answers.loss: not given; it scores 0",
+        "answers.w_new: not given; its 8 entries score 0",
+        "answers.v_new[0][0], answers.v_new[0][2]: not given; they score 0",
+    )
+
+
+def test_a_file_with_every_answer_given_has_no_errors():
+    assert grade_answers(HW2, answers_to_json(HW2_KEY)).errors == ()
+
+
 def test_part_scores_follow_the_rubric():
     report = grade_answers(HW2, HW2_REAL)
     scores = {p.part: (p.score, p.max_score) for p in report.parts}
     assert scores == {"1": (None, None), "2": (8.0, 10.0), "3": (None, None), "4": (15.0, 15.0), "5": (15.0, 15.0)}
+
+
+def test_part_scores_add_up_to_the_total_as_written():
+    # Half credit on a transposed dL/dw is 0.46875 an entry: 5 decimals, kept and shown whole.
+    answers = answers_to_json(HW2_KEY)
+    answers["grad_w"] = np.array(answers["grad_w"]).T.tolist()
+    answers["grad_w"][0][0] = 9.0
+    answers["w_new"][1][3] = 5.0
+    report = grade_answers(HW2, answers)
+    assert report.score == 34.84375
+    assert sum(p.score for p in report.parts if p.score is not None) == report.score
+    assert reports.score_text(report.score) == "34.84375"
+    assert [reports.score_text(p.score) for p in report.parts] == ["", "10", "", "10.78125", "14.0625"]
 
 
 def test_a_rubric_credit_for_a_mistake_is_applied():

@@ -273,6 +273,17 @@ def test_a_regrade_in_workers_replaces_changed_feedback_in_place(samples, tmp_pa
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_a_regrade_removes_feedback_of_students_gone_and_leaves_other_files(samples, tmp_path):
+    write_reports(book_of(samples), tmp_path / "out")
+    feedback = tmp_path / "out" / "feedback"
+    gone = (feedback / "2018170622.md").read_bytes()
+    (feedback / "someone-gone.md").write_bytes(gone)  # feedback of an earlier run's student
+    (feedback / "ta_notes.md").write_text("# Notes\nCheck 2018170622 by hand.\n")
+    write_reports(book_of(samples), tmp_path / "out")
+    assert not (feedback / "someone-gone.md").exists()
+    assert (feedback / "ta_notes.md").read_text() == "# Notes\nCheck 2018170622 by hand.\n"
+
+
 def test_the_summary_counts_statuses(samples):
     text = reports.summary(book_of(samples))
     assert text.startswith(f"{len(samples)} records: {len(samples) - 2} graded, 2 invalid, 0 missing;")
