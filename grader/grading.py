@@ -730,6 +730,9 @@ def not_given(layout: Layout, codes: np.ndarray) -> tuple[str, ...]:
     return tuple(lines)
 
 
+_OTHER_ACTIVATION = f"derivations: graded for an {derivations.ACTIVATION.upper()} hidden layer, as in HW#2; this problem's is %s, so parts 1 and 3 are left ungraded"
+
+
 def _grade_group(group, activation, tolerance, rubric, follow_through, credit, grade_derivations) -> GroupGrades:
     layout = group[0].submission.layout
     n = len(group)
@@ -760,10 +763,13 @@ def _grade_group(group, activation, tolerance, rubric, follow_through, credit, g
         results: dict[str, Any] = {}
         warnings = task_warnings(student)
         if grade_derivations is not None and sub.derivations and has_derivations(sub.derivations):
-            try:
-                results = dict(grade_derivations(sub.derivations))
-            except Exception as exc:  # one student's odd derivations must not stop the class
-                warnings += (f"derivations: could not be graded ({type(exc).__name__}: {exc}); parts left ungraded",)
+            if activation != derivations.ACTIVATION:  # its h and dL/dv are not the references'
+                warnings += (_OTHER_ACTIVATION % activation,)
+            else:
+                try:
+                    results = dict(grade_derivations(sub.derivations))
+                except Exception as exc:  # one student's odd derivations must not stop the class
+                    warnings += (f"derivations: could not be graded ({type(exc).__name__}: {exc}); parts left ungraded",)
         derivation_rows.append(results)
         warning_rows.append(warnings)
     return GroupGrades(

@@ -645,6 +645,17 @@ def test_derivations_when_given_are_graded_into_parts_1_and_3():
     assert (report.score, report.max_score) == (58.0, 60.0)
 
 
+def test_derivations_of_a_problem_with_another_activation_are_left_ungraded_with_a_warning():
+    from grader.derivations import REFERENCE
+
+    tanh = Params(HW2.x, HW2.v, HW2.w, HW2.target, HW2.lr, "tanh")
+    answers = answers_to_json(solve_one(tanh))
+    sub = from_json({"student_id": "d", "answers": answers, "derivations": dict(REFERENCE)}, layout_of(tanh))
+    report = grade_students([_Student(sub, tanh, {})], TOL)[0]
+    assert (report.score, report.max_score) == (40.0, 40.0)
+    assert report.warnings == ("derivations: graded for an ELU hidden layer, as in HW#2; this problem's is tanh, so parts 1 and 3 are left ungraded",)
+
+
 def test_all_null_derivations_leave_parts_1_and_3_ungraded():
     sub = from_json({"student_id": "d", "answers": HW2_REAL, "derivations": {"u": None, "h": None}}, layout_of(HW2))
     report = grade_students([_Student(sub, HW2, {})], TOL)[0]
