@@ -222,7 +222,8 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
 
     SUBMISSIONS are *.json files or folders of them (searched recursively; other files are
     listed as skipped). An entry is right when |answer - expected| <= atol + rtol * |expected|
-    (defaults: rtol 0.01, atol 0.001); an entry that is wrong against the key but right for the
+    (defaults: rtol 0.01, atol 0.001), or when it agrees with the student's own right earlier
+    answers to within their rounding; an entry that is wrong against the key but right for the
     student's own earlier answers earns follow-through credit. Writes OUT/results.json,
     OUT/grades.csv, OUT/canvas.csv and OUT/feedback/<student>.md. Every file gets a result: a
     malformed one is reported as invalid with the reason, and a roster student without a file

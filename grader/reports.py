@@ -590,7 +590,10 @@ def _shared(gradebook: Gradebook) -> dict[str, str]:
         return cached[1]
     credit = credit_table(gradebook.rubric, gradebook.follow_through)[FOLLOW_CODE]
     shared = {
-        "tolerance": f"An entry is right when {_code(gradebook.tolerance.describe())}.",
+        "tolerance": (
+            f"An entry is right when {_code(gradebook.tolerance.describe())}, or when it agrees\n"
+            "with your own earlier answers, where those are right, to within their rounding."
+        ),
         "follow_through": (
             "An entry marked *follow-through* is wrong against the key but right for your own earlier\n"
             f"answers, so an early slip is not counted twice: it earns {_fraction_text(credit)} of its points."
