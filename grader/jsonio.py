@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from grader.quoting import clip
+
 MAX_INPUT_BYTES = 1024 * 1024  # a homework answer file is a few kB; anything over 1 MiB is not one
 MAX_NESTING = 32  # the deepest array an answer needs is 2; this leaves room and stops stack abuse
 
@@ -72,7 +74,7 @@ def no_duplicate_keys(pairs):
     obj = {}
     for key, value in pairs:
         if key in obj:
-            raise InputError(key, "appears twice in the same object; keep one")
+            raise InputError(clip(key), "appears twice in the same object; keep one")
         obj[key] = value
     return obj
 
@@ -106,13 +108,6 @@ def too_deep_field(obj: Any) -> str | None:
         keys.append(clip(key))
         node, depth = node[key], depth + 1
     return ".".join(keys) or None
-
-
-def clip(text: str, limit: int = 40) -> str:
-    """Text from a file for a message: cut short, with anything unprintable (a control character,
-    a lone surrogate) written as its escape, so that no terminal or file chokes on it."""
-    text = text if len(text) <= limit else text[:limit] + "..."
-    return text if text.isprintable() else text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 @functools.lru_cache(maxsize=None)

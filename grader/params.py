@@ -15,11 +15,13 @@ import numpy as np
 
 from grader import core
 from grader.jsonio import InputError, to_array, tolist
+from grader.quoting import clip
 
 PARAM_KEYS = ("x", "v", "w", "target", "lr", "activation")
 # Far beyond any homework, and small enough that every quantity of any instance stays finite
 # in float64 (products of three such numbers, summed, are about 1e24).
 MAX_MAGNITUDE = 1e6
+MAX_KEYS_SHOWN = 10  # unknown keys a warning names; a file of thousands would flood the terminal
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ class Params:
                 raise InputError(key, "is missing")
         unknown = sorted(set(obj) - set(PARAM_KEYS))
         if unknown and warn is not None:
-            warn(f"ignoring unknown parameter keys: {', '.join(unknown)}")
+            shown = ", ".join(map(clip, unknown[:MAX_KEYS_SHOWN]))
+            more = f" and {len(unknown) - MAX_KEYS_SHOWN} more" if len(unknown) > MAX_KEYS_SHOWN else ""
+            warn(f"ignoring unknown parameter keys: {shown}{more}")
         x = to_array(obj["x"], "x", 1)
         v = to_array(obj["v"], "v", 2)
         w = to_array(obj["w"], "w", 2)

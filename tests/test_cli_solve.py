@@ -150,3 +150,34 @@ def test_an_empty_seed_is_a_usage_error():
     result = run("variant", "--seed", "", "--student", "x")
     assert result.exit_code == 2
     assert "the seed must not be empty" in result.output
+
+
+# --- messages: the field of a bad number, user text escaped, wording, a full disk ----------------------
+
+
+def test_unknown_parameter_keys_are_warned_about_escaped_and_clipped():
+    params = dict(HW2.to_json(), **{"\x1b[2Jevil": 1, "k" * 5000: 2})
+    result = run("solve", "--params", "-", input=json.dumps(params))
+    assert result.exit_code == 0
+    assert result.stderr == "Warning: ignoring unknown parameter keys: \\x1b[2Jevil, " + "k" * 40 + "...\n"
+
+
+def test_a_warning_names_at_most_ten_unknown_keys():
+    params = dict(HW2.to_json(), **{f"extra{n:02}": n for n in range(12)})
+    result = run("solve", "--params", "-", input=json.dumps(params))
+    keys = ", ".join(f"extra{n:02}" for n in range(10))
+    assert result.stderr == f"Warning: ignoring unknown parameter keys: {keys} and 2 more\n"
+
+
+def test_a_file_name_in_an_error_is_escaped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("solve", "--params", "no\x1b[31mpe\n.json")
+    assert result.exit_code == 1
+    assert result.output == "Error: no\\x1b[31mpe\\n.json: cannot read the file: No such file or directory\n"
+
+
+def test_a_long_file_name_in_an_error_keeps_its_two_ends(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("solve", "--params", "a" * 3000 + "z" * 2000)
+    assert result.exit_code == 1
+    assert result.output == "Error: " + "a" * 100 + "..." + "z" * 100 + ": cannot read the file: File name too long\n"

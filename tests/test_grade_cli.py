@@ -453,3 +453,35 @@ def test_file_names_that_are_not_utf8_or_hold_a_newline_are_shown_escaped(workdi
     assert record["warnings"] == [
         "2 files for this student with the same modification time: graded odd/bad\\xffname.json, the last by name; not graded: odd/b\\nWarning: forged.json"
     ]
+
+
+# --- messages: the field of a bad number, user text escaped, wording, a full disk ------------------------------
+
+
+def test_a_rubric_key_is_escaped_in_its_error(workdir):
+    (workdir / "esc.toml").write_text('[answers.2]\n"\\u001b[2Jx" = 1\n')
+    result = run("grade", "submissions/", "--rubric", "esc.toml")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: esc.toml: answers.2.\\x1b[2Jx: is not gradable here; expected one of u, h, z, o, loss, grad_w, grad_v, w_new, v_new\n"
+
+
+def test_a_rubric_part_named_by_a_digit_that_is_not_ascii_is_an_error_not_a_traceback(workdir):
+    (workdir / "r.toml").write_text('[answers."\u00b2"]\nu = 1\n')
+    result = run("grade", "submissions/", "--rubric", "r.toml")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: r.toml: answers.\u00b2: a part is named by its number, e.g. 2\n"
+
+
+def test_an_error_worded_elsewhere_still_reaches_the_terminal_escaped(workdir):
+    (workdir / "d\x1b[2J").mkdir()
+    (workdir / "d\x1b[2J" / "notes.txt").write_text("")
+    result = run("grade", "submissions/", "--out", "d\x1b[2J")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: d\\x1b[2J is not empty and holds no results.json of hwgen grade; it is left alone: choose a new or empty folder\n"
+
+
+def test_check_shows_a_file_name_with_an_escape_escaped(workdir):
+    shutil.copy(workdir / "submissions" / "right_4_decimals.json", workdir / "name\x1b[31mred.json")
+    result = run("check", "name\x1b[31mred.json")
+    assert result.exit_code == 0
+    assert result.stdout == "name\\x1b[31mred.json: well-formed; 53 of 53 answer entries given\n"

@@ -163,3 +163,9 @@ def test_too_deep_nesting_names_the_keys_down_to_it():
     with pytest.raises(InputError) as info:
         loads_strict(deep)
     assert str(info.value) == "arrays or objects nest deeper than 32 levels"  # at the top: no field
+
+
+def test_a_repeated_key_is_quoted_escaped_and_clipped():
+    with pytest.raises(InputError) as info:
+        loads_strict(json.dumps({"\x1b" + "k" * 100: 1}).replace("}", ', "\\u001b' + "k" * 100 + '": 2}'))
+    assert str(info.value) == "\\x1b" + "k" * 39 + "...: appears twice in the same object; keep one"
