@@ -70,7 +70,7 @@ def test_bad_params_give_one_error_line_naming_the_field():
 def test_non_finite_params_are_refused():
     result = run("solve", "--params", "-", input='{"x": [NaN]}')
     assert result.exit_code == 1
-    assert result.output == "Error: standard input: NaN is not a number JSON allows; write a finite number\n"
+    assert result.output == "Error: standard input: x[0]: NaN is not a number JSON allows; write a finite number\n"
 
 
 @pytest.mark.parametrize("command", ["solve", "key"])
@@ -153,6 +153,33 @@ def test_an_empty_seed_is_a_usage_error():
 
 
 # --- messages: the field of a bad number, user text escaped, wording, a full disk ----------------------
+
+
+def hw2_text_with(literal: str) -> str:
+    """The HW#2 parameters as JSON with v[2][2] (-0.4) written as ``literal``."""
+    return json.dumps(HW2.to_json()).replace("-0.4", literal)
+
+
+@pytest.mark.parametrize("command", ["solve", "key"])
+@pytest.mark.parametrize(
+    "literal,reason",
+    [
+        ("NaN", "NaN is not a number JSON allows; write a finite number"),
+        ("-Infinity", "-Infinity is not a number JSON allows; write a finite number"),
+        ("1e999", "1e999 is too large to be a finite number"),
+    ],
+)
+def test_a_non_finite_number_in_a_params_file_names_its_entry(tmp_path, monkeypatch, command, literal, reason):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vnan.json").write_text(hw2_text_with(literal))
+    result = run(command, "--params", "vnan.json")
+    assert result.exit_code == 1
+    assert result.output == f"Error: vnan.json: v[2][2]: {reason}\n"
+
+
+def test_the_first_non_finite_number_of_the_text_is_the_one_named():
+    text = hw2_text_with("1e999").replace('"lr": 0.1', '"lr": NaN')  # lr comes after v
+    assert run("solve", "--params", "-", input=text).output == "Error: standard input: v[2][2]: 1e999 is too large to be a finite number\n"
 
 
 def test_unknown_parameter_keys_are_warned_about_escaped_and_clipped():

@@ -458,6 +458,43 @@ def test_file_names_that_are_not_utf8_or_hold_a_newline_are_shown_escaped(workdi
 # --- messages: the field of a bad number, user text escaped, wording, a full disk ------------------------------
 
 
+@pytest.mark.parametrize(
+    "literal,reason",
+    [("NaN", "NaN is not a number JSON allows; write a finite number"), ("1e999", "the number is too large to be finite")],
+)
+def test_a_non_finite_number_in_a_manifest_names_its_entry(generated_class, literal, reason):
+    manifest = json.loads((generated_class / "manifest.json").read_text())
+    manifest["students"][1]["params"]["x"][2] = 12345.5
+    (generated_class / "m.json").write_text(json.dumps(manifest).replace("12345.5", literal))
+    for command in (["grade", "in", "--manifest", "m.json"], ["check", "in/alice.json", "--manifest", "m.json"]):
+        result = run(*command)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[-1] == f"Error: m.json: students[1].params.x[2]: {reason}"
+
+
+def test_the_normal_path_of_reading_a_manifest_never_looks_for_a_non_finite_number(generated_class, monkeypatch):
+    from grader import jsonio
+
+    def not_on_this_path(*args):
+        raise AssertionError("a well-formed manifest was read twice")
+
+    monkeypatch.setattr(jsonio, "non_finite_field", not_on_this_path)
+    assert run("grade", "in").exit_code == 0
+    jsonio.loads_strict((generated_class / "manifest.json").read_text())  # the strict reader's own normal path
+
+
+@pytest.mark.parametrize("literal,reason", [("NaN", "NaN is not a number JSON allows; write a finite number"), ("1e999", "1e999 is too large to be a finite number")])
+def test_a_non_finite_number_in_a_json_rubric_names_its_field(workdir, literal, reason):
+    from grader.rubric import DEFAULT_RUBRIC
+
+    rubric = DEFAULT_RUBRIC.to_json()
+    rubric["answers"]["2"]["u"] = 12345.5
+    (workdir / "r.json").write_text(json.dumps(rubric).replace("12345.5", literal))
+    result = run("grade", "submissions/", "--rubric", "r.json")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: r.json: answers.2.u: {reason}\n"
+
+
 def test_a_rubric_key_is_escaped_in_its_error(workdir):
     (workdir / "esc.toml").write_text('[answers.2]\n"\\u001b[2Jx" = 1\n')
     result = run("grade", "submissions/", "--rubric", "esc.toml")
