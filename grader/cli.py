@@ -295,7 +295,8 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
             click.echo(f"Warning: {row.student_id}: several files; graded {row.source} (its warnings say why)", err=True)
     click.echo(reports.summary_of(rows, skipped), err=True)
     results, grades, canvas, feedback_dir = (shown_name(str(path)) for path in (written.results, written.grades, written.canvas, written.feedback_dir))
-    click.echo(f"Wrote {results}, {grades}, {canvas} and {written.feedback_files} feedback files in {feedback_dir}.", err=True)
+    feedback = formatting.counted(written.feedback_files, "feedback file")
+    click.echo(f"Wrote {results}, {grades}, {canvas} and {feedback} in {feedback_dir}.", err=True)
 
 
 LOAD_APART_FROM = 256 * 1024  # bytes of manifest (about 100 students) worth a process of its own
@@ -379,7 +380,7 @@ def check(file, manifest_path):
     for problem in problems:
         report(f"{name}: error: {problem}")
     if problems:
-        report(f"{name}: not well-formed ({len(problems)} problem{'s' if len(problems) != 1 else ''})")
+        report(f"{name}: not well-formed ({formatting.counted(len(problems), 'problem')})")
         raise SystemExit(1)
     given = int((result.values == result.values).sum())  # NaN marks a missing entry
     report(f"{name}: well-formed; {given} of {result.layout.size} answer entries given")

@@ -66,3 +66,7 @@ def markdown_solution(params: Params, answers: dict[str, np.ndarray]) -> str:
     ]
     return "\n".join(lines) + "\n"
 
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun``, the noun in the plural unless the count is 1: 1 record, 2 records."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -140,12 +140,19 @@ def loads_strict(
     except NonFiniteError as exc:
         raise NonFiniteError(non_finite_field(text, finite_floats), exc.reason) from None
     except json.JSONDecodeError as exc:
-        raise InputError(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        if not text.strip(_JSON_SPACE):
+            raise InputError(None, "the file is empty (no JSON in it)") from None
+        # Some of the parser's messages end in "at" ("Invalid control character at"): it means
+        # to be followed by the position, which is worded here.
+        raise InputError(None, f"not valid JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:  # the C parser's own guard, far deeper than our limit
         raise InputError(None, TOO_DEEP) from None
     if check_depth and text.count("[") + text.count("{") > MAX_NESTING and nesting_depth(obj) > MAX_NESTING:
         raise InputError(too_deep_field(obj), TOO_DEEP)
     return obj
+
+
+_JSON_SPACE = " \t\r\n"  # the white space JSON allows between values
 
 
 _NON_FINITE = object()  # what a NaN or an Infinity reads as when a refused file is re-read

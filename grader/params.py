@@ -8,6 +8,7 @@ The parameters JSON, read by ``hwgen solve --params`` and written by ``hwgen var
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -95,8 +96,17 @@ class Params:
                 raise InputError(name, f"has a number larger than {MAX_MAGNITUDE:g} in size")
         if not isinstance(activation, str) or activation not in core.ACTIVATIONS:
             allowed = ", ".join(core.ACTIVATIONS)
-            raise InputError("activation", f"must be one of {allowed}; got {str(activation)[:40]!r}")
+            raise InputError("activation", f"must be one of {allowed}; got {_shown_value(activation)}")
         return cls(x, v, w, target, lr, activation)
+
+
+def _shown_value(value: Any) -> str:
+    """A JSON value as a message quotes it: a string in quotes, others as JSON writes them (null, not None)."""
+    if isinstance(value, str):
+        return f"'{clip(value)}'"
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "an object"
+    return clip(json.dumps(value))
 
 
 def answer_shapes(sizes: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:

@@ -208,3 +208,25 @@ def test_a_long_file_name_in_an_error_keeps_its_two_ends(tmp_path, monkeypatch):
     result = run("solve", "--params", "a" * 3000 + "z" * 2000)
     assert result.exit_code == 1
     assert result.output == "Error: " + "a" * 100 + "..." + "z" * 100 + ": cannot read the file: File name too long\n"
+
+
+@pytest.mark.parametrize(
+    "value,shown",
+    [(None, "null"), (True, "true"), (1.5, "1.5"), ([1], "a list"), ({}, "an object"), ("elu\x1b[2J", "'elu\\x1b[2J'"), ("e" * 100, "'" + "e" * 40 + "...'")],
+)
+def test_an_unknown_activation_is_quoted_as_json_writes_it(value, shown):
+    result = run("solve", "--params", "-", input=json.dumps(dict(HW2.to_json(), activation=value)))
+    assert result.exit_code == 1
+    assert result.output == f"Error: standard input: activation: must be one of elu, relu, leaky_relu, sigmoid, tanh; got {shown}\n"
+
+
+@pytest.mark.parametrize("text", ["", " \n\t\r\n"])
+def test_an_empty_params_file_says_it_is_empty(text):
+    result = run("solve", "--params", "-", input=text)
+    assert result.exit_code == 1
+    assert result.output == "Error: standard input: the file is empty (no JSON in it)\n"
+
+
+def test_a_control_character_in_a_string_is_worded_with_one_at():
+    result = run("solve", "--params", "-", input='{"x": "a\x01b"}')
+    assert result.output == "Error: standard input: not valid JSON: Invalid control character at line 1 column 9\n"

@@ -509,6 +509,24 @@ def test_a_rubric_part_named_by_a_digit_that_is_not_ascii_is_an_error_not_a_trac
     assert result.stderr == "Error: r.toml: answers.\u00b2: a part is named by its number, e.g. 2\n"
 
 
+def test_the_summary_of_one_file_is_in_the_singular(workdir):
+    (workdir / "one").mkdir()
+    shutil.copy(workdir / "submissions" / "right_4_decimals.json", workdir / "one")
+    (workdir / "one" / "notes.txt").write_text("")
+    result = run("grade", "one", "--out", "out")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[-2:] == [
+        "1 record: 1 graded, 0 invalid, 0 missing; mean score 40.00 out of 40. 0 of the graded made a named mistake. Skipped 1 file that is not .json.",
+        "Wrote out/results.json, out/grades.csv, out/canvas.csv and 1 feedback file in out/feedback.",
+    ]
+
+
+def test_an_output_folder_named_with_an_escape_is_shown_escaped(workdir):
+    result = run("grade", "submissions/right_4_decimals.json", "--out", "g\x1b[31m")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[-1] == "Wrote g\\x1b[31m/results.json, g\\x1b[31m/grades.csv, g\\x1b[31m/canvas.csv and 1 feedback file in g\\x1b[31m/feedback."
+
+
 def test_an_error_worded_elsewhere_still_reaches_the_terminal_escaped(workdir):
     (workdir / "d\x1b[2J").mkdir()
     (workdir / "d\x1b[2J" / "notes.txt").write_text("")
@@ -522,3 +540,21 @@ def test_check_shows_a_file_name_with_an_escape_escaped(workdir):
     result = run("check", "name\x1b[31mred.json")
     assert result.exit_code == 0
     assert result.stdout == "name\\x1b[31mred.json: well-formed; 53 of 53 answer entries given\n"
+
+
+def test_check_says_what_a_lone_surrogate_in_the_student_id_is(workdir):
+    (workdir / "sur.json").write_text('{"student_id": "ab\\udc80", "answers": {}}')
+    result = run("check", "sur.json")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "sur.json: error: contains a \\ud800-\\udfff escape that is not text (a lone surrogate)",
+        "sur.json: error: student_id: contains a lone surrogate (\\udc80), half of a UTF-16 pair and not a character: 'ab\\udc80'",
+        "sur.json: not well-formed (2 problems)",
+    ]
+
+
+def test_check_says_an_empty_file_is_empty(workdir):
+    (workdir / "empty.json").write_text("")
+    result = run("check", "empty.json")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == ["empty.json: error: the file is empty (no JSON in it)", "empty.json: not well-formed (1 problem)"]

@@ -201,6 +201,13 @@ def test_a_repeated_key_is_quoted_escaped_and_clipped():
     assert str(info.value) == "\\x1b" + "k" * 39 + "...: appears twice in the same object; keep one"
 
 
+@pytest.mark.parametrize("text", ["", "   ", "\n\t\r\n"])
+def test_an_empty_text_is_said_to_be_empty(text):
+    with pytest.raises(InputError) as info:
+        loads_strict(text)
+    assert str(info.value) == "the file is empty (no JSON in it)"
+
+
 def test_an_entry_too_large_for_a_float_is_named_by_to_array():
     with pytest.raises(InputError) as info:
         to_array([[1.0, 2.0], [3.0, math.inf]], "v", 2)

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from grader.formatting import counted
 from grader.quoting import clip, escaped, shown_path
 
 
@@ -39,3 +40,12 @@ def test_a_path_keeps_the_bytes_of_a_name_that_is_not_utf8_as_hex():
 def test_a_long_path_keeps_both_its_ends_in_a_message():
     assert shown_path("a" * 300 + "/name.json", 20) == "aaaaaaaaaa.../name.json"
     assert shown_path("a" * 300) == "a" * 300  # whole where no limit is asked for (the outputs)
+
+
+@pytest.mark.parametrize("count,text", [(0, "0 records"), (1, "1 record"), (2, "2 records")])
+def test_counted_is_singular_for_one(count, text):
+    assert counted(count, "record") == text
+
+
+def test_counted_takes_an_irregular_plural():
+    assert counted(2, "index", "indices") == "2 indices" and counted(1, "index", "indices") == "1 index"
