@@ -196,6 +196,14 @@ def _finite_non_negative(ctx, param, value):
     return value
 
 
+def _folder_or_new(ctx, param, value):
+    # Anything there that is not a folder is refused alike, as a usage error: a file, and a
+    # device such as /dev/null, which click.Path(file_okay=False) lets through.
+    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise click.BadParameter(f"'{shown_name(value)}' exists and is not a folder")
+    return value
+
+
 def _manifest_path(path):
     """The manifest to use: the one given, else ./manifest.json when it exists, else None."""
     from pathlib import Path
@@ -239,7 +247,7 @@ def _manifest_option(without: str):
 @cli.command()
 @click.argument("submissions", nargs=-1, required=True, type=click.Path(exists=True))
 @_manifest_option("every file is graded against the HW#2 instance itself")
-@click.option("--out", "out_dir", default="grades", show_default=True, type=click.Path(file_okay=False), help="Folder for results.json, grades.csv, canvas.csv and feedback/.")
+@click.option("--out", "out_dir", default="grades", show_default=True, metavar="DIRECTORY", callback=_folder_or_new, help="Folder for results.json, grades.csv, canvas.csv and feedback/.")
 @click.option("--rtol", type=float, default=DEFAULT_RTOL, show_default=True, callback=_finite_non_negative, help="Relative tolerance: an entry is right when |answer - expected| <= atol + rtol * |expected|.")
 @click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True, callback=_finite_non_negative, help="Absolute tolerance; it is what grades an expected value of exactly 0.")
 @click.option("--sigfigs", type=click.IntRange(2, 15), default=None, metavar="N", help="Grade to N significant figures (2 to 15) instead of --rtol: the relative tolerance becomes 10^(1-N), so 3 is rtol 0.01.")
