@@ -368,7 +368,9 @@ def check(file, manifest_path):
     def report(line: str) -> None:
         click.echo(escaped(line))  # lines quote the file's keys and expressions: none reaches a terminal raw
 
-    result = sub.read_submission(file, layouts)
+    # A named file must be a regular one, as grade has it: a pipe with no writer would read as
+    # an empty file, and one whose writer never ends would wait forever.
+    result = sub.read_submission(file, layouts, regular_only=file != "-")
     problems = list(result.problems) if isinstance(result, sub.InvalidSubmission) else []
     derivations = None if isinstance(result, sub.InvalidSubmission) else result.derivations
     if has_derivations(derivations):

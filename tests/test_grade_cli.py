@@ -540,6 +540,17 @@ def test_an_error_worded_elsewhere_still_reaches_the_terminal_escaped(workdir):
     assert result.stderr == "Error: d\\x1b[2J is not empty and holds no results.json of hwgen grade; it is left alone: choose a new or empty folder\n"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_check_refuses_a_pipe_as_grade_does(workdir):
+    os.mkfifo(workdir / "pipe.json")
+    result = run("check", "pipe.json")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "pipe.json: error: not a regular file (a pipe, a device or a socket); not read",
+        "pipe.json: not well-formed (1 problem)",
+    ]
+
+
 def test_check_shows_a_file_name_with_an_escape_escaped(workdir):
     shutil.copy(workdir / "submissions" / "right_4_decimals.json", workdir / "name\x1b[31mred.json")
     result = run("check", "name\x1b[31mred.json")
