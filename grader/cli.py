@@ -7,8 +7,10 @@ is one line starting with ``Error:`` and exit code 1; a usage error exits with 2
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
+import io
 import os
 import sys
 
@@ -510,6 +512,46 @@ def key(seed, student_id, params_path, fmt, templates_dir):
     click.echo(text, nl=False)
 
 
+class OutputError(click.ClickException):
+    """Standard output could not be written (a full disk, a quota, an I/O error)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(f"cannot write to standard output: {error.strerror or error}")
+
+
+class _GuardedStdout(io.TextIOWrapper):
+    """Standard output whose write errors are an OutputError, which click shows as one Error
+    line, instead of a traceback. A closed pipe (| head) stays an OSError, which click ends
+    quietly: the reader has gone, and has all it wanted."""
+
+    def write(self, text):
+        try:
+            return super().write(text)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise
+            raise OutputError(exc) from None
+
+    def flush(self):
+        try:
+            super().flush()
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise
+            raise OutputError(exc) from None
+
+
+def _guard_stdout() -> None:
+    """Every command's data, and click's --help and --version, reach standard output through
+    sys.stdout: wrapped here, a failed write is a user's error whatever wrote it."""
+    stdout = sys.stdout
+    if type(stdout) is io.TextIOWrapper:
+        # The old wrapper is kept by sys.__stdout__, so it never closes the buffer both share.
+        sys.stdout = _GuardedStdout(
+            stdout.buffer, encoding=stdout.encoding, errors=stdout.errors, line_buffering=stdout.line_buffering, write_through=stdout.write_through
+        )
+
+
 def main(**kwargs):
     """The console script (and ``python -m grader``): the command line, then a prompt exit.
 
@@ -517,6 +559,7 @@ def main(**kwargs):
     students, for memory the system takes back at once anyway: once the command has finished
     and its output is flushed, the process ends without it. (CliRunner calls ``cli`` itself.)
     """
+    _guard_stdout()
     try:
         cli(**kwargs)
         code = 0
@@ -530,6 +573,10 @@ def main(**kwargs):
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
+        except OutputError as exc:  # the output's last piece, unless a failed write was reported
+            if not code:
+                exc.show()
+                code = 1
         except (OSError, ValueError):  # a closed pipe (| head): nothing more can be said there
             code = code or 1
     os._exit(code)

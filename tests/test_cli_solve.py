@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import click
 import pytest
@@ -230,3 +233,28 @@ def test_an_empty_params_file_says_it_is_empty(text):
 def test_a_control_character_in_a_string_is_worded_with_one_at():
     result = run("solve", "--params", "-", input='{"x": "a\x01b"}')
     assert result.output == "Error: standard input: not valid JSON: Invalid control character at line 1 column 9\n"
+
+
+FULL_DISK = "Error: cannot write to standard output: No space left on device\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize(
+    "args",
+    [["solve"], ["solve", "--format", "json"], ["variant", "--seed", "s", "--student", "a"], ["key"], ["key", "--format", "tex"], ["solve", "--help"], ["--version"]],
+    ids=lambda args: " ".join(args),
+)
+def test_a_full_disk_on_standard_output_is_one_error_line(args):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "grader", *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (1, FULL_DISK)
+
+
+def test_a_reader_that_has_gone_still_ends_the_command_quietly():
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before hwgen writes a byte, as `hwgen solve | true` may be
+    try:
+        done = subprocess.run([sys.executable, "-m", "grader", "solve"], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (1, "")

@@ -574,3 +574,13 @@ def test_check_says_an_empty_file_is_empty(workdir):
     result = run("check", "empty.json")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == ["empty.json: error: the file is empty (no JSON in it)", "empty.json: not well-formed (1 problem)"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_check_on_a_full_disk_is_one_error_line(workdir):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "grader", "check", "submissions/right_4_decimals.json"], cwd=workdir, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (1, "Error: cannot write to standard output: No space left on device\n")
