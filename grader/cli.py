@@ -6,8 +6,11 @@ is one line starting with ``Error:`` and exit code 1; a usage error exits with 2
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import gc
+import io
 import os
 import sys
 
@@ -21,13 +24,19 @@ import click  # noqa: E402 (after the BLAS setting)
 from grader import __version__, formatting, variants
 from grader.jsonio import InputError, dumps, load_json_file
 from grader.params import HW2, Params, answers_to_json, solve_one
+from grader.quoting import MAX_SHOWN_PATH, clip, escaped, shown_path
 from grader.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
 
 SEED_HELP = "The secret seed of the class (default: the HWGEN_SEED environment variable)."
 
 
 def warn(message: str) -> None:
-    click.echo(f"Warning: {message}", err=True)
+    click.echo(f"Warning: {escaped(message)}", err=True)
+
+
+def shown_name(path: str) -> str:
+    """A file named on the command line, as a message names it ('-' is standard input)."""
+    return "standard input" if path == "-" else shown_path(path, MAX_SHOWN_PATH)
 
 
 def load_params(path: str | None) -> Params:
@@ -37,7 +46,7 @@ def load_params(path: str | None) -> Params:
     try:
         return Params.from_json(load_json_file(path), warn=warn)
     except InputError as exc:
-        raise click.ClickException(f"{'standard input' if path == '-' else path}: {exc}") from None
+        raise click.ClickException(f"{shown_name(path)}: {exc}") from None
 
 
 def _non_empty_seed(ctx, param, value):
@@ -77,10 +86,34 @@ def batch_run(command):
     return run
 
 
+class _Commands(click.Group):
+    """The command group, which makes sure that every error message is one line of printable
+    text: whatever a message quotes should be quoting.clip'd or shown_path'd where it is
+    worded, and what was missed (a path inside an OSError, a name in click's own messages) is
+    escaped here rather than reaching a terminal as an escape sequence or a second line."""
+
+    def make_context(self, *args, **kwargs):
+        with _escaping_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _escaping_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _escaping_errors():
+    try:
+        yield
+    except click.ClickException as exc:
+        exc.message = escaped(exc.message)
+        raise
+
+
 seed_option = click.option("--seed", envvar="HWGEN_SEED", required=True, callback=_non_empty_seed, help=SEED_HELP)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hwgen")
 def cli():
     """Generate, solve and grade the hand-computed backpropagation homework (HW#2).
@@ -165,6 +198,14 @@ def _finite_non_negative(ctx, param, value):
     return value
 
 
+def _folder_or_new(ctx, param, value):
+    # Anything there that is not a folder is refused alike, as a usage error: a file, and a
+    # device such as /dev/null, which click.Path(file_okay=False) lets through.
+    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise click.BadParameter(f"'{shown_name(value)}' exists and is not a folder")
+    return value
+
+
 def _manifest_path(path):
     """The manifest to use: the one given, else ./manifest.json when it exists, else None."""
     from pathlib import Path
@@ -187,7 +228,7 @@ def _read_manifest_parts(path):
     try:
         return read_manifest_parts(path)
     except InputError as exc:
-        raise click.ClickException(f"{path}: {exc}") from None
+        raise click.ClickException(f"{shown_name(path)}: {exc}") from None
 
 
 def _default_manifest(path):
@@ -208,7 +249,7 @@ def _manifest_option(without: str):
 @cli.command()
 @click.argument("submissions", nargs=-1, required=True, type=click.Path(exists=True))
 @_manifest_option("every file is graded against the HW#2 instance itself")
-@click.option("--out", "out_dir", default="grades", show_default=True, type=click.Path(file_okay=False), help="Folder for results.json, grades.csv, canvas.csv and feedback/.")
+@click.option("--out", "out_dir", default="grades", show_default=True, metavar="DIRECTORY", callback=_folder_or_new, help="Folder for results.json, grades.csv, canvas.csv and feedback/.")
 @click.option("--rtol", type=float, default=DEFAULT_RTOL, show_default=True, callback=_finite_non_negative, help="Relative tolerance: an entry is right when |answer - expected| <= atol + rtol * |expected|.")
 @click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True, callback=_finite_non_negative, help="Absolute tolerance; it is what grades an expected value of exactly 0.")
 @click.option("--sigfigs", type=click.IntRange(2, 15), default=None, metavar="N", help="Grade to N significant figures (2 to 15) instead of --rtol: the relative tolerance becomes 10^(1-N), so 3 is rtol 0.01.")
@@ -243,7 +284,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
     try:
         rubric = load_rubric(rubric_path)
     except InputError as exc:
-        raise click.ClickException(f"{rubric_path}: {exc}") from None
+        raise click.ClickException(f"{shown_name(rubric_path)}: {exc}") from None
     if sigfigs is not None and click.get_current_context().get_parameter_source("rtol") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--rtol and --sigfigs both set the relative tolerance; give one of them")
     tolerance = Tolerance(rtol=rtol, atol=atol, sigfigs=sigfigs)
@@ -263,7 +304,9 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         if row.other_sources:
             click.echo(f"Warning: {row.student_id}: several files; graded {row.source} (its warnings say why)", err=True)
     click.echo(reports.summary_of(rows, skipped), err=True)
-    click.echo(f"Wrote {written.results}, {written.grades}, {written.canvas} and {written.feedback_files} feedback files in {written.feedback_dir}.", err=True)
+    results, grades, canvas, feedback_dir = (shown_name(str(path)) for path in (written.results, written.grades, written.canvas, written.feedback_dir))
+    feedback = formatting.counted(written.feedback_files, "feedback file")
+    click.echo(f"Wrote {results}, {grades}, {canvas} and {feedback} in {feedback_dir}.", err=True)
 
 
 LOAD_APART_FROM = 256 * 1024  # bytes of manifest (about 100 students) worth a process of its own
@@ -289,7 +332,7 @@ def _grade_class(submissions, load, out_dir, tolerance, rubric, follow_through, 
     except parallel.WorkerError as exc:  # killed from outside (by the out-of-memory killer, say)
         raise click.ClickException(f"{exc}; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)") from None
     except OSError as exc:  # the output folder, not a submission: those never raise
-        raise click.ClickException(f"cannot write the results in {out_dir}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot write the results in {shown_name(out_dir)}: {exc.strerror or exc}") from None
     return written, rows, skipped
 
 
@@ -319,11 +362,17 @@ def check(file, manifest_path):
 
         def layouts(student_id):
             if student_id not in by_id:
-                raise InputError("student_id", f"{student_id!r} is not in the manifest {manifest_path or MANIFEST_NAME}")
+                raise InputError("student_id", f"'{clip(student_id)}' is not in the manifest {shown_name(manifest_path or MANIFEST_NAME)}")
             return sub.layout_of(by_id[student_id].params)
 
-    name = "standard input" if file == "-" else file
-    result = sub.read_submission(file, layouts)
+    name = shown_name(file)
+
+    def report(line: str) -> None:
+        click.echo(escaped(line))  # lines quote the file's keys and expressions: none reaches a terminal raw
+
+    # A named file must be a regular one, as grade has it: a pipe with no writer would read as
+    # an empty file, and one whose writer never ends would wait forever.
+    result = sub.read_submission(file, layouts, regular_only=file != "-")
     problems = list(result.problems) if isinstance(result, sub.InvalidSubmission) else []
     derivations = None if isinstance(result, sub.InvalidSubmission) else result.derivations
     if has_derivations(derivations):
@@ -331,22 +380,22 @@ def check(file, manifest_path):
 
         problems += [p if p.startswith("derivations") else f"derivations.{p}" for p in check_derivations(derivations)]
     for line in result.warnings:
-        click.echo(f"{name}: warning: {line}")
+        report(f"{name}: warning: {line}")
     if not isinstance(result, sub.InvalidSubmission):
         for field in result.missing():
-            click.echo(f"{name}: missing: {field}")
+            report(f"{name}: missing: {field}")
         if has_derivations(derivations):  # once one is written, parts 1 and 3 count: say what is not
             from grader.derivations import not_given
 
             for key in not_given(derivations):
-                click.echo(f"{name}: missing: derivations.{key}")
+                report(f"{name}: missing: derivations.{key}")
     for problem in problems:
-        click.echo(f"{name}: error: {problem}")
+        report(f"{name}: error: {problem}")
     if problems:
-        click.echo(f"{name}: not well-formed ({len(problems)} problem{'s' if len(problems) != 1 else ''})")
+        report(f"{name}: not well-formed ({formatting.counted(len(problems), 'problem')})")
         raise SystemExit(1)
     given = int((result.values == result.values).sum())  # NaN marks a missing entry
-    click.echo(f"{name}: well-formed; {given} of {result.layout.size} answer entries given")
+    report(f"{name}: well-formed; {given} of {result.layout.size} answer entries given")
 
 
 # --- generate and key ---------------------------------------------------------------------------
@@ -366,7 +415,7 @@ def _load_roster(roster_path, count, id_column):
         if id_column is not None:
             raise click.UsageError("--id-column needs --roster")
         return roster.numbered_roster(count)
-    where = "standard input" if roster_path == "-" else roster_path
+    where = shown_name(roster_path)
     try:
         loaded = roster.read_roster(roster_path, id_column)
     except InputError as exc:
@@ -420,7 +469,7 @@ def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, f
         raise click.ClickException(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     students = f"{result.students} student{'s' if result.students != 1 else ''}"
     keys = "keys (Markdown, LaTeX and PDF)" if result.pdf else "keys (Markdown and LaTeX)"
-    click.echo(f"Wrote {students} to {out_dir}: manifest.json, problem sheets and answer files, {keys}.", err=True)
+    click.echo(f"Wrote {students} to {shown_name(out_dir)}: manifest.json, problem sheets and answer files, {keys}.", err=True)
 
 
 @cli.command()
@@ -463,6 +512,46 @@ def key(seed, student_id, params_path, fmt, templates_dir):
     click.echo(text, nl=False)
 
 
+class OutputError(click.ClickException):
+    """Standard output could not be written (a full disk, a quota, an I/O error)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(f"cannot write to standard output: {error.strerror or error}")
+
+
+class _GuardedStdout(io.TextIOWrapper):
+    """Standard output whose write errors are an OutputError, which click shows as one Error
+    line, instead of a traceback. A closed pipe (| head) stays an OSError, which click ends
+    quietly: the reader has gone, and has all it wanted."""
+
+    def write(self, text):
+        try:
+            return super().write(text)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise
+            raise OutputError(exc) from None
+
+    def flush(self):
+        try:
+            super().flush()
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise
+            raise OutputError(exc) from None
+
+
+def _guard_stdout() -> None:
+    """Every command's data, and click's --help and --version, reach standard output through
+    sys.stdout: wrapped here, a failed write is a user's error whatever wrote it."""
+    stdout = sys.stdout
+    if type(stdout) is io.TextIOWrapper:
+        # The old wrapper is kept by sys.__stdout__, so it never closes the buffer both share.
+        sys.stdout = _GuardedStdout(
+            stdout.buffer, encoding=stdout.encoding, errors=stdout.errors, line_buffering=stdout.line_buffering, write_through=stdout.write_through
+        )
+
+
 def main(**kwargs):
     """The console script (and ``python -m grader``): the command line, then a prompt exit.
 
@@ -470,6 +559,7 @@ def main(**kwargs):
     students, for memory the system takes back at once anyway: once the command has finished
     and its output is flushed, the process ends without it. (CliRunner calls ``cli`` itself.)
     """
+    _guard_stdout()
     try:
         cli(**kwargs)
         code = 0
@@ -483,6 +573,10 @@ def main(**kwargs):
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
+        except OutputError as exc:  # the output's last piece, unless a failed write was reported
+            if not code:
+                exc.show()
+                code = 1
         except (OSError, ValueError):  # a closed pipe (| head): nothing more can be said there
             code = code or 1
     os._exit(code)

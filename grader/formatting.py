@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from grader.params import Params
+from grader.quoting import shown_path  # noqa: F401 (where reports and grading take it from)
 
 DECIMALS = 4  # the precision the problem's own numbers and every answer key use
 
@@ -68,13 +67,6 @@ def markdown_solution(params: Params, answers: dict[str, np.ndarray]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def shown_path(path: str) -> str:
-    """A file's path as the outputs and messages show it: a byte of a name that is not UTF-8
-    (held by Python as a lone surrogate, which no JSON reader takes) as \\xff, and any other
-    character that is not printable (a newline, an escape that a terminal would act on) as its
-    escape, so that a file name can neither break a file nor forge a line of a message."""
-    if path.isprintable():
-        return path
-    if any("\udc80" <= c <= "\udcff" for c in path):
-        path = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in path)
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun``, the noun in the plural unless the count is 1: 1 record, 2 records."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -41,7 +41,7 @@ from grader import core, derivations, mistakes
 from grader.parallel import chunked_map, start_forked, workers_for
 from grader.filenames import all_safe_stems, assign_stems, distinct_stems, is_safe_stem, safe_stem
 from grader.formatting import shown_path
-from grader.jsonio import InputError
+from grader.jsonio import InputError, NonFiniteError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
@@ -935,6 +935,8 @@ def read_manifest_parts(path: str | os.PathLike) -> ManifestParts:
     # and walking every node for depth or repeated keys would cost a second per 10,000 students.
     try:
         obj = parse_json(slim, check_duplicates=False, check_depth=False)
+    except NonFiniteError:
+        raise  # it stands where it stands in the whole file too (only answers were cut): no second look
     except InputError:
         obj = parse_json(data, check_duplicates=False, check_depth=False)
     del data, slim  # 40 MB for 20,000 students, no longer needed

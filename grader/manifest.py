@@ -19,6 +19,7 @@ from grader import __version__
 from grader.filenames import is_safe_stem, safe_stem
 from grader.jsonio import InputError, dumps, load_json_file, write_atomic
 from grader.params import Params, answers_to_json, solve_one
+from grader.quoting import clip
 
 MANIFEST_NAME = "manifest.json"
 # A manifest holds about 2 kB a student: a class of 100,000 fits with room to spare.
@@ -100,7 +101,7 @@ def manifest_of(obj: dict[str, Any], students: tuple[StudentRecord, ...]) -> Man
     seen: set[str] = set()
     for s in students:
         if s.student_id in seen:
-            raise InputError("students", f"student id {s.student_id!r} appears twice")
+            raise InputError("students", f"student id '{clip(s.student_id)}' appears twice")
         seen.add(s.student_id)
     return Manifest(
         seed_fingerprint=str(obj.get("seed_fingerprint", "")),

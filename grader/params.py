@@ -8,6 +8,7 @@ The parameters JSON, read by ``hwgen solve --params`` and written by ``hwgen var
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -15,11 +16,13 @@ import numpy as np
 
 from grader import core
 from grader.jsonio import InputError, to_array, tolist
+from grader.quoting import clip
 
 PARAM_KEYS = ("x", "v", "w", "target", "lr", "activation")
 # Far beyond any homework, and small enough that every quantity of any instance stays finite
 # in float64 (products of three such numbers, summed, are about 1e24).
 MAX_MAGNITUDE = 1e6
+MAX_KEYS_SHOWN = 10  # unknown keys a warning names; a file of thousands would flood the terminal
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ class Params:
                 raise InputError(key, "is missing")
         unknown = sorted(set(obj) - set(PARAM_KEYS))
         if unknown and warn is not None:
-            warn(f"ignoring unknown parameter keys: {', '.join(unknown)}")
+            shown = ", ".join(map(clip, unknown[:MAX_KEYS_SHOWN]))
+            more = f" and {len(unknown) - MAX_KEYS_SHOWN} more" if len(unknown) > MAX_KEYS_SHOWN else ""
+            warn(f"ignoring unknown parameter keys: {shown}{more}")
         x = to_array(obj["x"], "x", 1)
         v = to_array(obj["v"], "v", 2)
         w = to_array(obj["w"], "w", 2)
@@ -91,8 +96,17 @@ class Params:
                 raise InputError(name, f"has a number larger than {MAX_MAGNITUDE:g} in size")
         if not isinstance(activation, str) or activation not in core.ACTIVATIONS:
             allowed = ", ".join(core.ACTIVATIONS)
-            raise InputError("activation", f"must be one of {allowed}; got {str(activation)[:40]!r}")
+            raise InputError("activation", f"must be one of {allowed}; got {_shown_value(activation)}")
         return cls(x, v, w, target, lr, activation)
+
+
+def _shown_value(value: Any) -> str:
+    """A JSON value as a message quotes it: a string in quotes, others as JSON writes them (null, not None)."""
+    if isinstance(value, str):
+        return f"'{clip(value)}'"
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "an object"
+    return clip(json.dumps(value))
 
 
 def answer_shapes(sizes: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Seque
 
 import numpy as np
 from grader import __version__, core, mistakes, render
-from grader.formatting import fixed, shown_path
+from grader.formatting import counted, fixed, shown_path
 from grader.grading import (
     FOLLOW_CODE,
     GRADED,
@@ -1099,9 +1099,9 @@ def summary_of(records: Sequence[GradeReport | Row], skipped: Sequence[str] = ()
         mean_text = "no mean score, as nothing was graded"
     named = sum(bool(r.misconceptions) for r in graded)
     text = (
-        f"{len(records)} records: {len(graded)} graded, {n_invalid} invalid, {n_missing} missing; "
+        f"{counted(len(records), 'record')}: {len(graded)} graded, {n_invalid} invalid, {n_missing} missing; "
         f"{mean_text}. {named} of the graded made a named mistake."
     )
     if skipped:
-        text += f" Skipped {len(skipped)} files that are not .json."
+        text += f" Skipped {counted(len(skipped), 'file')} that {'is' if len(skipped) == 1 else 'are'} not .json."
     return text

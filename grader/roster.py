@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.jsonio import InputError, read_text
+from grader.quoting import escaped
 
 DEFAULT_ID_COLUMNS = ("student_id", "SIS User ID", "ID")
 # The identity columns of a Canvas export, kept for grade exports (a Canvas import needs them).
@@ -32,7 +34,12 @@ def id_problem(student_id: str) -> str | None:
     if len(student_id) > MAX_ID_LENGTH:
         return f"is {len(student_id):,} characters long; an id has at most {MAX_ID_LENGTH}"
     if not student_id.isprintable():
-        return "contains control characters"
+        char = next(c for c in student_id if not c.isprintable())
+        if "\ud800" <= char <= "\udfff":
+            return f"contains a lone surrogate ({escaped(char)}), half of a UTF-16 pair and not a character"
+        if unicodedata.category(char) == "Cc":
+            return f"contains a control character ({escaped(char)})"
+        return f"contains a character that is not printable ({escaped(char)})"
     return None
 
 

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from grader import core, mistakes
 from grader.jsonio import InputError, loads_strict, read_text
+from grader.quoting import clip
 
 DEFAULT_RUBRIC_PATH = Path(__file__).with_name("rubric.toml")
 DERIVATION_KEYS = ("u", "h", "z", "o", "grad_w", "grad_v")  # the expressions parts 1 and 3 ask for
@@ -71,7 +72,7 @@ class Rubric:
             raise InputError(None, "a rubric is a table (object) with " + ", ".join(TOP_LEVEL_KEYS))
         unknown = sorted(set(obj) - set(TOP_LEVEL_KEYS))
         if unknown:
-            raise InputError(unknown[0], "is not a rubric setting; expected one of " + ", ".join(TOP_LEVEL_KEYS))
+            raise InputError(clip(unknown[0]), "is not a rubric setting; expected one of " + ", ".join(TOP_LEVEL_KEYS))
         if "answers" not in obj:
             raise InputError("answers", "is missing")
         answers = _parts(obj["answers"], "answers", core.ANSWER_KEYS)
@@ -90,7 +91,7 @@ class Rubric:
             raise InputError("mistake_credit", "must be a table of mistake id = fraction")
         for mistake_id, fraction in credit.items():
             if mistake_id not in mistakes.MISTAKE_IDS:
-                raise InputError(f"mistake_credit.{mistake_id}", "is not a known mistake; known: " + ", ".join(mistakes.MISTAKE_IDS))
+                raise InputError(f"mistake_credit.{clip(mistake_id)}", "is not a known mistake; known: " + ", ".join(mistakes.MISTAKE_IDS))
             _fraction(fraction, f"mistake_credit.{mistake_id}")
         return cls(
             answers=answers,
@@ -128,14 +129,15 @@ def _parts(obj: Any, section: str, allowed: tuple[str, ...]) -> dict[str, dict[s
         raise InputError(section, "must be a table of parts, e.g. [" + section + ".2]")
     parts: dict[str, dict[str, float]] = {}
     for part, points in obj.items():
-        where = f"{section}.{part}"
-        if not part.isdigit():
+        where = f"{section}.{clip(part)}"
+        # ASCII digits only: str.isdigit takes a superscript 2 too, which int() refuses.
+        if not (part.isascii() and part.isdigit()):
             raise InputError(where, "a part is named by its number, e.g. 2")
         if not isinstance(points, dict) or not points:
             raise InputError(where, "must be a table of key = points")
         for key, value in points.items():
             if key not in allowed:
-                raise InputError(f"{where}.{key}", "is not gradable here; expected one of " + ", ".join(allowed))
+                raise InputError(f"{where}.{clip(key)}", "is not gradable here; expected one of " + ", ".join(allowed))
             number = _number(value, f"{where}.{key}")
             if number < 0:
                 raise InputError(f"{where}.{key}", "must not be negative")

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from grader import core, derivations
+from grader.formatting import counted
 from grader.jsonio import (
     MAX_NESTING,
     TOO_DEEP,
@@ -170,13 +171,13 @@ class InvalidSubmission(InputError):
 
     def __init__(self, problems: list[str], *, student_id: str | None = None, warnings=(), source: str = "", mtime_ns: int = 0):
         if len(problems) > MAX_PROBLEMS:  # a file of a thousand strings needs no thousand lines
-            problems = [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problems"]
+            problems = [*problems[:MAX_PROBLEMS], f"... and {counted(len(problems) - MAX_PROBLEMS, 'more problem')}"]
         self.problems = tuple(problems)
         self.student_id = student_id  # when the file says who it is from, even if the rest is bad
         self.warnings = tuple(warnings)
         self.source = source
         self.mtime_ns = mtime_ns
-        super().__init__(None, self.problems[0] if len(self.problems) == 1 else f"{self.problems[0]} (and {len(self.problems) - 1} more problems)")
+        super().__init__(None, self.problems[0] if len(self.problems) == 1 else f"{self.problems[0]} (and {counted(len(self.problems) - 1, 'more problem')})")
 
     def __reduce__(self):
         # An exception pickles as cls(*args) by default, which would lose every field here.
@@ -498,7 +499,7 @@ def from_json(obj: Any, layouts: LayoutSource, *, source: str = "", mtime_ns: in
         _non_finite({key: answers[key] for key in core.ANSWER_KEYS if key in answers}, "answers", problems)
     array = np.array(values, dtype=np.float64) if layout is not None and not problems else None  # None -> NaN
     if len(warnings) > MAX_PROBLEMS:
-        warnings = [*warnings[:MAX_PROBLEMS], f"... and {len(warnings) - MAX_PROBLEMS} more warnings"]
+        warnings = [*warnings[:MAX_PROBLEMS], f"... and {counted(len(warnings) - MAX_PROBLEMS, 'more warning')}"]
     if problems or layout is None:
         return InvalidSubmission(problems, student_id=student_id, warnings=warnings, source=source, mtime_ns=mtime_ns)
     return Submission(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import click
 import pytest
@@ -70,7 +73,7 @@ def test_bad_params_give_one_error_line_naming_the_field():
 def test_non_finite_params_are_refused():
     result = run("solve", "--params", "-", input='{"x": [NaN]}')
     assert result.exit_code == 1
-    assert result.output == "Error: standard input: NaN is not a number JSON allows; write a finite number\n"
+    assert result.output == "Error: standard input: x[0]: NaN is not a number JSON allows; write a finite number\n"
 
 
 @pytest.mark.parametrize("command", ["solve", "key"])
@@ -150,3 +153,108 @@ def test_an_empty_seed_is_a_usage_error():
     result = run("variant", "--seed", "", "--student", "x")
     assert result.exit_code == 2
     assert "the seed must not be empty" in result.output
+
+
+# --- messages: the field of a bad number, user text escaped, wording, a full disk ----------------------
+
+
+def hw2_text_with(literal: str) -> str:
+    """The HW#2 parameters as JSON with v[2][2] (-0.4) written as ``literal``."""
+    return json.dumps(HW2.to_json()).replace("-0.4", literal)
+
+
+@pytest.mark.parametrize("command", ["solve", "key"])
+@pytest.mark.parametrize(
+    "literal,reason",
+    [
+        ("NaN", "NaN is not a number JSON allows; write a finite number"),
+        ("-Infinity", "-Infinity is not a number JSON allows; write a finite number"),
+        ("1e999", "1e999 is too large to be a finite number"),
+    ],
+)
+def test_a_non_finite_number_in_a_params_file_names_its_entry(tmp_path, monkeypatch, command, literal, reason):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vnan.json").write_text(hw2_text_with(literal))
+    result = run(command, "--params", "vnan.json")
+    assert result.exit_code == 1
+    assert result.output == f"Error: vnan.json: v[2][2]: {reason}\n"
+
+
+def test_the_first_non_finite_number_of_the_text_is_the_one_named():
+    text = hw2_text_with("1e999").replace('"lr": 0.1', '"lr": NaN')  # lr comes after v
+    assert run("solve", "--params", "-", input=text).output == "Error: standard input: v[2][2]: 1e999 is too large to be a finite number\n"
+
+
+def test_unknown_parameter_keys_are_warned_about_escaped_and_clipped():
+    params = dict(HW2.to_json(), **{"\x1b[2Jevil": 1, "k" * 5000: 2})
+    result = run("solve", "--params", "-", input=json.dumps(params))
+    assert result.exit_code == 0
+    assert result.stderr == "Warning: ignoring unknown parameter keys: \\x1b[2Jevil, " + "k" * 40 + "...\n"
+
+
+def test_a_warning_names_at_most_ten_unknown_keys():
+    params = dict(HW2.to_json(), **{f"extra{n:02}": n for n in range(12)})
+    result = run("solve", "--params", "-", input=json.dumps(params))
+    keys = ", ".join(f"extra{n:02}" for n in range(10))
+    assert result.stderr == f"Warning: ignoring unknown parameter keys: {keys} and 2 more\n"
+
+
+def test_a_file_name_in_an_error_is_escaped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("solve", "--params", "no\x1b[31mpe\n.json")
+    assert result.exit_code == 1
+    assert result.output == "Error: no\\x1b[31mpe\\n.json: cannot read the file: No such file or directory\n"
+
+
+def test_a_long_file_name_in_an_error_keeps_its_two_ends(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("solve", "--params", "a" * 3000 + "z" * 2000)
+    assert result.exit_code == 1
+    assert result.output == "Error: " + "a" * 100 + "..." + "z" * 100 + ": cannot read the file: File name too long\n"
+
+
+@pytest.mark.parametrize(
+    "value,shown",
+    [(None, "null"), (True, "true"), (1.5, "1.5"), ([1], "a list"), ({}, "an object"), ("elu\x1b[2J", "'elu\\x1b[2J'"), ("e" * 100, "'" + "e" * 40 + "...'")],
+)
+def test_an_unknown_activation_is_quoted_as_json_writes_it(value, shown):
+    result = run("solve", "--params", "-", input=json.dumps(dict(HW2.to_json(), activation=value)))
+    assert result.exit_code == 1
+    assert result.output == f"Error: standard input: activation: must be one of elu, relu, leaky_relu, sigmoid, tanh; got {shown}\n"
+
+
+@pytest.mark.parametrize("text", ["", " \n\t\r\n"])
+def test_an_empty_params_file_says_it_is_empty(text):
+    result = run("solve", "--params", "-", input=text)
+    assert result.exit_code == 1
+    assert result.output == "Error: standard input: the file is empty (no JSON in it)\n"
+
+
+def test_a_control_character_in_a_string_is_worded_with_one_at():
+    result = run("solve", "--params", "-", input='{"x": "a\x01b"}')
+    assert result.output == "Error: standard input: not valid JSON: Invalid control character at line 1 column 9\n"
+
+
+FULL_DISK = "Error: cannot write to standard output: No space left on device\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize(
+    "args",
+    [["solve"], ["solve", "--format", "json"], ["variant", "--seed", "s", "--student", "a"], ["key"], ["key", "--format", "tex"], ["solve", "--help"], ["--version"]],
+    ids=lambda args: " ".join(args),
+)
+def test_a_full_disk_on_standard_output_is_one_error_line(args):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "grader", *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (1, FULL_DISK)
+
+
+def test_a_reader_that_has_gone_still_ends_the_command_quietly():
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before hwgen writes a byte, as `hwgen solve | true` may be
+    try:
+        done = subprocess.run([sys.executable, "-m", "grader", "solve"], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (1, "")

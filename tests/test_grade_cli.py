@@ -405,10 +405,15 @@ def test_grade_writes_into_an_empty_folder_and_regrades_into_its_own_output(work
     assert digest(workdir / "empty") == first
 
 
-def test_grade_refuses_an_output_folder_that_is_a_file(workdir):
-    (workdir / "out").write_text("")
-    result = run("grade", "submissions/", "--out", "out")
-    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+@pytest.mark.parametrize("out", ["out", "/dev/null"], ids=["a file", "a device"])
+def test_grade_refuses_an_output_folder_that_is_not_a_folder_as_a_usage_error(workdir, out):
+    if out == "out":
+        (workdir / "out").write_text("")
+    elif not os.path.exists(out):
+        pytest.skip(f"no {out} here")
+    result = run("grade", "submissions/", "--out", out)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for '--out': '{out}' exists and is not a folder"
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
@@ -453,3 +458,129 @@ def test_file_names_that_are_not_utf8_or_hold_a_newline_are_shown_escaped(workdi
     assert record["warnings"] == [
         "2 files for this student with the same modification time: graded odd/bad\\xffname.json, the last by name; not graded: odd/b\\nWarning: forged.json"
     ]
+
+
+# --- messages: the field of a bad number, user text escaped, wording, a full disk ------------------------------
+
+
+@pytest.mark.parametrize(
+    "literal,reason",
+    [("NaN", "NaN is not a number JSON allows; write a finite number"), ("1e999", "the number is too large to be finite")],
+)
+def test_a_non_finite_number_in_a_manifest_names_its_entry(generated_class, literal, reason):
+    manifest = json.loads((generated_class / "manifest.json").read_text())
+    manifest["students"][1]["params"]["x"][2] = 12345.5
+    (generated_class / "m.json").write_text(json.dumps(manifest).replace("12345.5", literal))
+    for command in (["grade", "in", "--manifest", "m.json"], ["check", "in/alice.json", "--manifest", "m.json"]):
+        result = run(*command)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[-1] == f"Error: m.json: students[1].params.x[2]: {reason}"
+
+
+def test_the_normal_path_of_reading_a_manifest_never_looks_for_a_non_finite_number(generated_class, monkeypatch):
+    from grader import jsonio
+
+    def not_on_this_path(*args):
+        raise AssertionError("a well-formed manifest was read twice")
+
+    monkeypatch.setattr(jsonio, "non_finite_field", not_on_this_path)
+    assert run("grade", "in").exit_code == 0
+    jsonio.loads_strict((generated_class / "manifest.json").read_text())  # the strict reader's own normal path
+
+
+@pytest.mark.parametrize("literal,reason", [("NaN", "NaN is not a number JSON allows; write a finite number"), ("1e999", "1e999 is too large to be a finite number")])
+def test_a_non_finite_number_in_a_json_rubric_names_its_field(workdir, literal, reason):
+    from grader.rubric import DEFAULT_RUBRIC
+
+    rubric = DEFAULT_RUBRIC.to_json()
+    rubric["answers"]["2"]["u"] = 12345.5
+    (workdir / "r.json").write_text(json.dumps(rubric).replace("12345.5", literal))
+    result = run("grade", "submissions/", "--rubric", "r.json")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: r.json: answers.2.u: {reason}\n"
+
+
+def test_a_rubric_key_is_escaped_in_its_error(workdir):
+    (workdir / "esc.toml").write_text('[answers.2]\n"\\u001b[2Jx" = 1\n')
+    result = run("grade", "submissions/", "--rubric", "esc.toml")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: esc.toml: answers.2.\\x1b[2Jx: is not gradable here; expected one of u, h, z, o, loss, grad_w, grad_v, w_new, v_new\n"
+
+
+def test_a_rubric_part_named_by_a_digit_that_is_not_ascii_is_an_error_not_a_traceback(workdir):
+    (workdir / "r.toml").write_text('[answers."\u00b2"]\nu = 1\n')
+    result = run("grade", "submissions/", "--rubric", "r.toml")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: r.toml: answers.\u00b2: a part is named by its number, e.g. 2\n"
+
+
+def test_the_summary_of_one_file_is_in_the_singular(workdir):
+    (workdir / "one").mkdir()
+    shutil.copy(workdir / "submissions" / "right_4_decimals.json", workdir / "one")
+    (workdir / "one" / "notes.txt").write_text("")
+    result = run("grade", "one", "--out", "out")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[-2:] == [
+        "1 record: 1 graded, 0 invalid, 0 missing; mean score 40.00 out of 40. 0 of the graded made a named mistake. Skipped 1 file that is not .json.",
+        "Wrote out/results.json, out/grades.csv, out/canvas.csv and 1 feedback file in out/feedback.",
+    ]
+
+
+def test_an_output_folder_named_with_an_escape_is_shown_escaped(workdir):
+    result = run("grade", "submissions/right_4_decimals.json", "--out", "g\x1b[31m")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[-1] == "Wrote g\\x1b[31m/results.json, g\\x1b[31m/grades.csv, g\\x1b[31m/canvas.csv and 1 feedback file in g\\x1b[31m/feedback."
+
+
+def test_an_error_worded_elsewhere_still_reaches_the_terminal_escaped(workdir):
+    (workdir / "d\x1b[2J").mkdir()
+    (workdir / "d\x1b[2J" / "notes.txt").write_text("")
+    result = run("grade", "submissions/", "--out", "d\x1b[2J")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: d\\x1b[2J is not empty and holds no results.json of hwgen grade; it is left alone: choose a new or empty folder\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_check_refuses_a_pipe_as_grade_does(workdir):
+    os.mkfifo(workdir / "pipe.json")
+    result = run("check", "pipe.json")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "pipe.json: error: not a regular file (a pipe, a device or a socket); not read",
+        "pipe.json: not well-formed (1 problem)",
+    ]
+
+
+def test_check_shows_a_file_name_with_an_escape_escaped(workdir):
+    shutil.copy(workdir / "submissions" / "right_4_decimals.json", workdir / "name\x1b[31mred.json")
+    result = run("check", "name\x1b[31mred.json")
+    assert result.exit_code == 0
+    assert result.stdout == "name\\x1b[31mred.json: well-formed; 53 of 53 answer entries given\n"
+
+
+def test_check_says_what_a_lone_surrogate_in_the_student_id_is(workdir):
+    (workdir / "sur.json").write_text('{"student_id": "ab\\udc80", "answers": {}}')
+    result = run("check", "sur.json")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "sur.json: error: contains a \\ud800-\\udfff escape that is not text (a lone surrogate)",
+        "sur.json: error: student_id: contains a lone surrogate (\\udc80), half of a UTF-16 pair and not a character: 'ab\\udc80'",
+        "sur.json: not well-formed (2 problems)",
+    ]
+
+
+def test_check_says_an_empty_file_is_empty(workdir):
+    (workdir / "empty.json").write_text("")
+    result = run("check", "empty.json")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == ["empty.json: error: the file is empty (no JSON in it)", "empty.json: not well-formed (1 problem)"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_check_on_a_full_disk_is_one_error_line(workdir):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "grader", "check", "submissions/right_4_decimals.json"], cwd=workdir, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (1, "Error: cannot write to standard output: No space left on device\n")

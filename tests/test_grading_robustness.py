@@ -46,7 +46,7 @@ def test_a_lone_surrogate_in_a_key_name_makes_that_file_invalid_not_the_run_fail
 
 def test_a_control_character_in_the_student_id_is_refused(tmp_path):
     records = grade_folder(tmp_path, {"bad.json": '{"student_id": "x\\u0000y", "answers": {}}'})
-    assert records["bad.json"]["errors"] == ["student_id: contains control characters: 'x\\x00y'"]
+    assert records["bad.json"]["errors"] == ["student_id: contains a control character (\\x00): 'x\\x00y'"]
 
 
 def test_a_surrogate_pair_is_ordinary_text(tmp_path):

@@ -163,3 +163,52 @@ def test_too_deep_nesting_names_the_keys_down_to_it():
     with pytest.raises(InputError) as info:
         loads_strict(deep)
     assert str(info.value) == "arrays or objects nest deeper than 32 levels"  # at the top: no field
+
+
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ('{"x": NaN}', "x"),
+        ('{"v": [[1, 2], [3, Infinity]]}', "v[1][1]"),
+        ('{"students": [{}, {"params": {"x": [1, -Infinity]}}]}', "students[1].params.x[1]"),
+        ('{"answers": {"2": {"u": NaN}}}', "answers.2.u"),
+        ('{"a": "NaN", "b": [NaN]}', "b[0]"),  # the text of a string is no number
+        ('{"u": 1, "u": NaN, "u": 2}', "u"),  # a repeated key: the value as written, not the last
+        ('{"\\u001b[2J": NaN}', "\\x1b[2J"),  # a key is quoted escaped
+        ("NaN", None),  # the whole document
+        ('[1, {"k": [2, NaN]}]', "[1].k[1]"),
+    ],
+)
+def test_the_field_of_a_refused_non_finite_number_is_named(text, field):
+    with pytest.raises(InputError) as info:
+        loads_strict(text)
+    assert info.value.field == field
+
+
+def test_a_number_too_large_for_a_float_is_named_where_the_reader_refuses_it():
+    text = '{"a": [1e999], "b": NaN}'
+    with pytest.raises(InputError) as info:
+        loads_strict(text)
+    assert str(info.value) == "a[0]: 1e999 is too large to be a finite number"
+    with pytest.raises(InputError) as info:  # a reader that leaves 1e999 for later refuses the NaN
+        loads_strict(text, finite_floats=False)
+    assert str(info.value) == "b: NaN is not a number JSON allows; write a finite number"
+
+
+def test_a_repeated_key_is_quoted_escaped_and_clipped():
+    with pytest.raises(InputError) as info:
+        loads_strict(json.dumps({"\x1b" + "k" * 100: 1}).replace("}", ', "\\u001b' + "k" * 100 + '": 2}'))
+    assert str(info.value) == "\\x1b" + "k" * 39 + "...: appears twice in the same object; keep one"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t\r\n"])
+def test_an_empty_text_is_said_to_be_empty(text):
+    with pytest.raises(InputError) as info:
+        loads_strict(text)
+    assert str(info.value) == "the file is empty (no JSON in it)"
+
+
+def test_an_entry_too_large_for_a_float_is_named_by_to_array():
+    with pytest.raises(InputError) as info:
+        to_array([[1.0, 2.0], [3.0, math.inf]], "v", 2)
+    assert str(info.value) == "v[1][1]: the number is too large to be finite"

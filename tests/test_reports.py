@@ -289,6 +289,12 @@ def test_the_summary_counts_statuses(samples):
     assert text.startswith(f"{len(samples)} records: {len(samples) - 2} graded, 2 invalid, 0 missing;")
 
 
+def test_the_summary_of_one_record_and_one_skipped_file_is_in_the_singular(samples):
+    text = reports.summary_of(book_of(samples[:1]).reports, ["notes.txt"])
+    assert text.startswith("1 record: 1 graded, 0 invalid, 0 missing;")
+    assert text.endswith(" Skipped 1 file that is not .json.")
+
+
 def test_graded_statuses_in_samples(samples):
     assert sum(r.status == GRADED for r in book_of(samples).reports) == len(samples) - 2
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.jsonio import InputError
-from grader.roster import numbered_roster, parse_roster, read_roster
+from grader.roster import id_problem, numbered_roster, parse_roster, read_roster
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -55,7 +55,7 @@ def test_missing_id_column_names_the_columns():
         parse_roster("name,email\nAlice,a@x\n")
 
 
-@pytest.mark.parametrize("sid,why", [("a\tb", "contains control characters"), ("a\u200bb", "contains control characters"), ("x" * 201, "is 201 characters long; an id has at most 200")])
+@pytest.mark.parametrize("sid,why", [("a\tb", r"contains a control character \(\\t\)"), ("a\u200bb", r"contains a character that is not printable \(\\u200b\)"), ("x" * 201, "is 201 characters long; an id has at most 200")])
 def test_an_id_no_submission_could_give_back_is_refused_with_its_row(sid, why):
     with pytest.raises(InputError, match=rf"^student_id: in row 3 {why}: a student's file could not give that id back$"):
         parse_roster(f'student_id\nok\n"{sid}"\n')
@@ -144,3 +144,7 @@ def test_the_shipped_examples():
     assert len(canvas.entries) == len(plain.entries) == 30
     assert canvas.student_ids == plain.student_ids
     assert [why for _, why in canvas.skipped] == ["Points Possible", "Canvas test student"]
+
+
+def test_a_lone_surrogate_in_an_id_is_called_what_it_is():
+    assert id_problem("ab\udc80") == "contains a lone surrogate (\\udc80), half of a UTF-16 pair and not a character"

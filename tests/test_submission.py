@@ -370,7 +370,7 @@ def test_a_fifo_named_like_an_answer_file_reads_as_empty_instead_of_waiting(tmp_
     os.mkfifo(tmp_path / "pipe.json")
     code = "import sys; from grader.submission import read_submission, layout_of; from grader.params import HW2; print(read_submission(sys.argv[1], layout_of(HW2)).problems[0])"
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pipe.json")], capture_output=True, text=True, timeout=60)
-    assert done.stdout.startswith("not valid JSON: Expecting value")
+    assert done.stdout == "the file is empty (no JSON in it)\n"
 
 
 def test_an_input_error_survives_pickling_as_a_worker_sends_it():
@@ -457,3 +457,11 @@ def test_a_batch_of_files_reads_as_each_file_alone(batch):
             assert (result.student_id, result.transposed, result.derivations, result.warnings) == (alone.student_id, alone.transposed, alone.derivations, alone.warnings)
             assert result.values.tobytes() == alone.values.tobytes()
         assert (result.source, result.mtime_ns) == (source, mtime)
+
+
+def test_one_more_problem_is_counted_in_the_singular():
+    from grader.submission import MAX_PROBLEMS
+
+    assert InvalidSubmission([f"p{n}" for n in range(MAX_PROBLEMS + 1)]).problems[-1] == "... and 1 more problem"
+    assert str(InvalidSubmission(["answers.u: first", "answers.h: second"])) == "answers.u: first (and 1 more problem)"
+    assert str(InvalidSubmission(["a", "b", "c"])) == "a (and 2 more problems)"
