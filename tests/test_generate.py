@@ -178,6 +178,54 @@ def test_an_earlier_output_is_replaced_only_with_force(tmp_path):
     assert not (out / "keys" / "student-003.md").exists()
 
 
+def test_force_replaces_only_what_generate_writes(tmp_path):
+    out = tmp_path / "clsF"
+    assert run("generate", "--count", "3", "--out", str(out), "--seed", SEED, "--no-pdf").exit_code == 0
+    (out / "inbox").mkdir()
+    (out / "inbox" / "student-001.json").write_text('{"student_id": "student-001"}')
+    (out / "grades" / "feedback").mkdir(parents=True)
+    (out / "grades" / "results.json").write_text("[]")
+    (out / "syllabus.md").write_text("# NN 2024")
+    theirs = {name: data for name, data in files_of(out).items() if not name.startswith(generate.OWNED)}
+    result = run("generate", "--count", "4", "--out", str(out), "--seed", SEED, "--no-pdf", "--force")
+    assert result.exit_code == 0, result.output
+    assert {name: data for name, data in files_of(out).items() if not name.startswith(generate.OWNED)} == theirs
+    assert (out / "grades" / "feedback").is_dir()  # an empty folder of theirs too
+    assert sorted(p.name for p in out.iterdir()) == ["grades", "inbox", "keys", "manifest.json", "students", "syllabus.md"]
+    assert len(load_manifest(out / "manifest.json").students) == 4
+    assert sorted(p.name for p in (out / "students").iterdir()) == [f"student-00{n}" for n in range(1, 5)]
+
+
+def test_force_over_a_copied_manifest_keeps_the_instructors_files(tmp_path):
+    first = tmp_path / "first"
+    assert run("generate", "--count", "2", "--out", str(first), "--seed", SEED, "--no-pdf").exit_code == 0
+    out = tmp_path / "course"
+    (out / "lectures").mkdir(parents=True)
+    (out / "lectures" / "01.md").write_text("backprop")
+    (out / "syllabus.md").write_text("# NN 2024")
+    (out / "manifest.json").write_bytes((first / "manifest.json").read_bytes())
+    result = run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf", "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "syllabus.md").read_text() == "# NN 2024"
+    assert (out / "lectures" / "01.md").read_text() == "backprop"
+    assert files_of(out / "students") == files_of(first / "students")
+
+
+def test_a_run_interrupted_while_publishing_is_finished_by_the_next_with_force(tmp_path):
+    out = tmp_path / "class"
+    assert run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf").exit_code == 0
+    (out / "inbox").mkdir()
+    # Interrupted after the old manifest was moved aside and before the new one was in place.
+    trash = out / f"{generate.TRASH_PREFIX}xyz"
+    trash.mkdir()
+    (out / "manifest.json").rename(trash / "manifest.json")
+    result = run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {out} holds an earlier hwgen output; pass --force to replace it\n"
+    assert run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf", "--force").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["inbox", "keys", "manifest.json", "students"]
+
+
 def test_a_folder_that_is_not_an_hwgen_output_is_never_touched(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
