@@ -40,15 +40,49 @@ def load_params(path: str | None) -> Params:
         raise click.ClickException(f"{'standard input' if path == '-' else path}: {exc}") from None
 
 
-def _non_empty_seed(ctx, param, value):
+def _utf8_text(ctx, param, value):
+    # Python hands over command-line and environment bytes that are not UTF-8 as lone
+    # surrogates (PEP 383); hashing or writing those fails far from the option that brought them.
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Click records where a value came from only after the callback has run.
+            from_env = isinstance(param.envvar, str) and os.environ.get(param.envvar) == value
+            where = f" (from the {param.envvar} environment variable)" if from_env else ""
+            raise click.BadParameter(f"not valid UTF-8 text{where}") from None
+    return value
+
+
+def _seed(ctx, param, value):
+    value = _utf8_text(ctx, param, value)
     if value is not None and not value:
         raise click.BadParameter("the seed must not be empty")
     return value
 
 
+def _student_id(ctx, param, value):
+    """--student as the roster and the answer files read an id: surrounding spaces removed
+    (with a warning, as for a submission), so that " 1 " is the roster's student 1, and
+    refused when no roster could hold it."""
+    from grader.roster import id_problem
+
+    value = _utf8_text(ctx, param, value)
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not stripped:  # a variant of nobody on the roster
+        raise click.BadParameter("must not be empty or only spaces")
+    problem = id_problem(stripped)
+    if problem is not None:
+        raise click.BadParameter(f"{problem}; no roster or answer file could give that id")
+    if stripped != value:
+        warn(f"--student: surrounding spaces removed from {value!r}")
+    return stripped
+
+
 def _not_blank(ctx, param, value):
-    # An empty assignment name is an empty column header in canvas.csv; an empty student id
-    # gives a variant of nobody on the roster.
+    # An empty assignment name is an empty column header in canvas.csv.
     if value is not None and not value.strip():
         raise click.BadParameter("must not be empty or only spaces")
     return value
@@ -77,7 +111,7 @@ def batch_run(command):
     return run
 
 
-seed_option = click.option("--seed", envvar="HWGEN_SEED", required=True, callback=_non_empty_seed, help=SEED_HELP)
+seed_option = click.option("--seed", envvar="HWGEN_SEED", required=True, callback=_seed, help=SEED_HELP)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,7 +168,7 @@ def solve(params_path, fmt):
 
 @cli.command()
 @seed_option
-@click.option("--student", "student_id", required=True, callback=_not_blank, help="The student's id, as in the roster.")
+@click.option("--student", "student_id", required=True, callback=_student_id, help="The student's id, as in the roster (surrounding spaces are removed, as the roster's are).")
 def variant(seed, student_id):
     """Print one student's parameters as JSON (the input of `hwgen solve --params`).
 
@@ -424,8 +458,8 @@ def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, f
 
 
 @cli.command()
-@click.option("--seed", envvar="HWGEN_SEED", help=SEED_HELP + " Needed with --student.")
-@click.option("--student", "student_id", callback=_not_blank, help="Print this student's key (their variant of the seed).")
+@click.option("--seed", envvar="HWGEN_SEED", callback=_utf8_text, help=SEED_HELP + " Needed with --student.")
+@click.option("--student", "student_id", callback=_student_id, help="Print this student's key (their variant of the seed).")
 @click.option("--params", "params_path", metavar="FILE", help="Print the key of the instance in this parameters JSON ('-' for standard input).")
 @click.option("--format", "fmt", type=click.Choice(["md", "tex"]), default="md", show_default=True, help="md: Markdown with $-math (GitHub, Jupyter); tex: a LaTeX document for pdflatex.")
 @click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")

@@ -117,6 +117,55 @@ def test_an_empty_student_id_is_a_usage_error(command, student):
     assert "'--student': must not be empty" in result.output
 
 
+NOT_UTF8 = "\udcff"  # how Python hands over the byte 0xff of a command line or the environment
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["variant", "--seed", "s", "--student", NOT_UTF8], {}, "Error: Invalid value for '--student': not valid UTF-8 text"),
+        (["variant", "--seed", NOT_UTF8, "--student", "a"], {}, "Error: Invalid value for '--seed': not valid UTF-8 text"),
+        (["key", "--seed", NOT_UTF8, "--student", "a"], {}, "Error: Invalid value for '--seed': not valid UTF-8 text"),
+        (["key", "--seed", "s", "--student", "a" + NOT_UTF8], {}, "Error: Invalid value for '--student': not valid UTF-8 text"),
+        (["generate", "--count", "2", "--out", "x", "--no-pdf"], {"HWGEN_SEED": NOT_UTF8}, "Error: Invalid value for '--seed': not valid UTF-8 text (from the HWGEN_SEED environment variable)"),
+    ],
+)
+def test_a_seed_or_student_id_that_is_not_utf8_is_a_usage_error_naming_the_option(args, env, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args, env={"HWGEN_SEED": None, **env})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_student_id_that_is_not_utf8_on_a_real_command_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "LC_ALL": "C.UTF-8"}
+    proc = subprocess.run([sys.executable, "-m", "grader", "variant", "--seed", "s", "--student", b"\xff"], cwd=tmp_path, env=env, capture_output=True)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[-1] == "Error: Invalid value for '--student': not valid UTF-8 text"
+
+
+@pytest.mark.parametrize("command", ["variant", "key"])
+def test_spaces_around_a_student_id_are_removed_as_the_roster_removes_them(command):
+    plain = run(command, "--seed", "s3cret", "--student", "1")
+    spaced = run(command, "--seed", "s3cret", "--student", " 1 ")
+    assert spaced.exit_code == 0
+    assert spaced.stdout == plain.stdout
+    assert spaced.stderr == "Warning: --student: surrounding spaces removed from ' 1 '\n"
+    assert plain.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["variant", "key"])
+def test_a_student_id_no_roster_could_hold_is_a_usage_error(command):
+    result = run(command, "--seed", "s3cret", "--student", "a\tb")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: Invalid value for '--student': contains control characters; no roster or answer file could give that id"
+
+
 def test_version():
     assert run("--version").output == f"hwgen, version {__version__}\n"
 

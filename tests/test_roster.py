@@ -117,6 +117,13 @@ def test_repeated_header_columns_are_refused():
         parse_roster("student_id,name,name\na,b,c\n")
 
 
+def test_an_id_that_is_not_utf8_is_refused_with_the_byte(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"student_id,name\na,Alice\n\xff,Bob\n")
+    with pytest.raises(InputError, match=r"^not UTF-8 text \(byte 24 is invalid\)$"):
+        read_roster(path)
+
+
 def test_unreadable_files():
     with pytest.raises(InputError, match=r"^cannot read the file: "):
         read_roster("nope.csv")
