@@ -139,6 +139,24 @@ def test_a_template_error_in_a_worker_is_reported_and_nothing_is_written(tmp_pat
     assert list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        (b"\xff\xfe", "Error: template problem.md.j2: not UTF-8 text (byte 0 is invalid)"),
+        (b'{% include "problem.md.j2" %}', "Error: template problem.md.j2: endless recursion (a template that includes itself, or a macro that calls itself): problem.md.j2 line 1 -> problem.md.j2 again"),
+    ],
+)
+def test_a_template_not_utf8_or_including_itself_in_a_worker_is_one_error_line(template, message, tmp_path, monkeypatch):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "problem.md.j2").write_bytes(template)
+    monkeypatch.setattr(generate, "MIN_STUDENTS_PER_WORKER", 2)
+    result = run("generate", "--count", "6", "--out", str(tmp_path / "out"), "--seed", SEED, "--no-pdf", "--templates", str(templates))
+    assert result.exit_code == 1
+    assert result.stderr == message + "\n"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 # --- File names ------------------------------------------------------------------------------------------
 
 HOSTILE = ["../../etc/passwd", "/abs/path", "CON", "a b", "ALL", "all", "Ünï", ".hidden", "x" * 300, "A", "a", "..", "semi;colon"]
