@@ -316,6 +316,15 @@ def test_generate_errors(args, code, message, tmp_path, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
+def test_an_unbalanced_quote_in_the_roster_is_an_error_naming_the_row_not_one_student(tmp_path):
+    roster = tmp_path / "unbal.csv"
+    roster.write_text('student_id,name\n1,"Kim, A\n2,Lee\n3,Park\n4,Choi\n')
+    result = run("generate", "--seed", SEED, "--roster", str(roster), "--out", str(tmp_path / "g"), "--no-pdf")
+    assert result.exit_code == 1
+    assert result.stderr == f'Error: {roster}: row 2: a " opens a cell that is never closed (is a " missing or one too many?)\n'
+    assert not (tmp_path / "g").exists()
+
+
 def test_generate_needs_a_seed(tmp_path):
     result = run("generate", "--count", "1", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2
