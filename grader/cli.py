@@ -391,6 +391,16 @@ def _progress_bars():
     return _progress_bar if sys.stderr.isatty() else None
 
 
+def _class_size(ctx, param, value):
+    # grader.roster is imported only by the commands that read a roster (as Jinja is), so
+    # the bound is checked here rather than by the option's type; --help spells it out.
+    from grader.roster import MAX_STUDENTS
+
+    if value is not None and not 1 <= value <= MAX_STUDENTS:
+        raise click.BadParameter(f"{value} is not from 1 to {MAX_STUDENTS:,}, the most students hwgen writes in one class")
+    return value
+
+
 def _load_roster(roster_path, count, id_column):
     from grader import roster
 
@@ -414,7 +424,7 @@ def _load_roster(roster_path, count, id_column):
 @cli.command()
 @seed_option
 @click.option("--roster", "roster_path", metavar="FILE", help="The class roster ('-' for standard input): a CSV with a student_id column, or a Canvas gradebook export as it comes.")
-@click.option("--count", type=click.IntRange(min=1), help="Instead of a roster, N made-up students student-001, student-002, ... for a quick try.")
+@click.option("--count", type=int, metavar="N", callback=_class_size, help="Instead of a roster, N made-up students student-001, student-002, ... for a quick try (N from 1 to 100,000).")
 @click.option("--id-column", metavar="NAME", help="The roster column of student ids. Default: student_id, else SIS User ID, else ID.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The folder to write; created if missing.")
 @click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")

@@ -24,6 +24,10 @@ CANVAS_TEST_STUDENT = ("Student, Test", "Test Student")
 MAX_ROSTER_BYTES = 64 * 1024 * 1024  # a Canvas export of 20,000 students with grades is a few MB
 MAX_ROWS_NAMED = 10  # an error lists this many rows, then says how many more
 MAX_ID_LENGTH = 200  # characters in a student id (Canvas's SIS ids have at most 255 bytes)
+# Students in one class (--count or a roster). A class of 20,000 writes 1.1 GB in 40 s and holds
+# 0.2 GB of memory; a million would want some 10 GB of memory and 55 GB of disk, so a typo in
+# --count would end in a MemoryError or a full disk half an hour later.
+MAX_STUDENTS = 100_000
 UNBALANCED = '(is a " missing or one too many?)'
 
 
@@ -178,6 +182,8 @@ def parse_roster(text: str, id_column: str | None = None) -> Roster:
             empty.append(row)
         elif (problem := id_problem(student_id)) is not None:
             unusable.append((row, problem))
+        elif len(entries) == MAX_STUDENTS:
+            raise InputError(None, f"row {row}: the roster has more than {MAX_STUDENTS:,} students, more than hwgen takes in one class")
         else:
             entries.append(RosterEntry(student_id, {c: cells[c].strip() for c in kept}, row))
     if too_long:
@@ -212,8 +218,8 @@ def read_roster(path: str | Path, id_column: str | None = None) -> Roster:
 
 def numbered_roster(count: int) -> Roster:
     """``count`` made-up students, student-001 ..., for a quick try without a roster."""
-    if count < 1:
-        raise InputError("--count", "must be at least 1")
+    if not 1 <= count <= MAX_STUDENTS:
+        raise InputError("--count", f"must be from 1 to {MAX_STUDENTS:,}")
     width = max(3, len(str(count)))
     entries = tuple(RosterEntry(f"student-{n:0{width}d}", {}, n + 1) for n in range(1, count + 1))
     return Roster(entries, "student_id")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from grader import generate, render, variants
 from grader.cli import cli
 from grader.filenames import safe_stem
-from grader.jsonio import dumps
+from grader.jsonio import InputError, dumps
 from grader.manifest import Manifest, StudentRecord, load_manifest
 from grader.params import Params
 from grader.roster import RosterEntry, numbered_roster
@@ -304,7 +304,8 @@ def test_generate_with_the_plain_example_gives_the_same_variants(tmp_path):
         (["--out", "x"], 2, "Error: give either --roster FILE or --count N"),
         (["--out", "x", "--count", "2", "--roster", "r.csv"], 2, "Error: give either --roster FILE or --count N"),
         (["--out", "x", "--count", "2", "--id-column", "ID"], 2, "Error: --id-column needs --roster"),
-        (["--out", "x", "--count", "0"], 2, "Error: Invalid value for '--count': 0 is not in the range x>=1."),
+        (["--out", "x", "--count", "0"], 2, "Error: Invalid value for '--count': 0 is not from 1 to 100,000, the most students hwgen writes in one class"),
+        (["--out", "x", "--count", "100000000000"], 2, "Error: Invalid value for '--count': 100000000000 is not from 1 to 100,000, the most students hwgen writes in one class"),
         (["--out", "x", "--roster", "-"], 1, "Error: standard input: student_id: has duplicate student ids: 'a' in rows 2, 3"),
     ],
 )
@@ -323,6 +324,25 @@ def test_an_unbalanced_quote_in_the_roster_is_an_error_naming_the_row_not_one_st
     assert result.exit_code == 1
     assert result.stderr == f'Error: {roster}: row 2: a " opens a cell that is never closed (is a " missing or one too many?)\n'
     assert not (tmp_path / "g").exists()
+
+
+def test_the_largest_class_is_the_one_help_and_the_readme_give():
+    from grader.roster import MAX_STUDENTS
+
+    assert f"1 to {MAX_STUDENTS:,}" in " ".join(run("generate", "--help").stdout.split())
+    assert f"at most {MAX_STUDENTS:,} students" in (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert len(numbered_roster(MAX_STUDENTS).entries) == MAX_STUDENTS
+    with pytest.raises(InputError, match=r"^--count: must be from 1 to 100,000$"):
+        numbered_roster(MAX_STUDENTS + 1)
+
+
+def test_a_roster_longer_than_the_largest_class_is_refused_at_the_first_row_past_it(monkeypatch):
+    from grader import roster
+
+    monkeypatch.setattr(roster, "MAX_STUDENTS", 3)
+    assert roster.parse_roster("student_id\na\nb\nc\n").student_ids == ["a", "b", "c"]
+    with pytest.raises(InputError, match=r"^row 5: the roster has more than 3 students, more than hwgen takes in one class$"):
+        roster.parse_roster("student_id\na\nb\nc\nd\n")
 
 
 def test_generate_needs_a_seed(tmp_path):
