@@ -156,7 +156,7 @@ def solve(params_path, fmt):
 
         hwgen solve --params my_instance.json --format json
 
-        hwgen variant --student alice | hwgen solve --params -
+        HWGEN_SEED=s3cret hwgen variant --student alice | hwgen solve --params -
     """
     params = load_params(params_path)
     answers = solve_one(params)

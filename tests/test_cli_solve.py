@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 import pytest
@@ -180,6 +181,47 @@ def test_every_command_has_help_with_an_example(name):
     assert result.exit_code == 0
     assert "Example:" in result.output
     assert f"hwgen {name}" in result.output
+
+
+def help_examples(name):
+    """The command lines of the Example: block of ``hwgen NAME --help`` (the group's, for
+    None), as printed."""
+    text = run(*([name] if name else []), "--help").stdout
+    block = text.split("Example:", 1)[1].split("Options:", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.strip()]
+
+
+def test_every_help_example_runs_as_written(tmp_path):
+    """Each example, typed into a shell as it is printed, in a folder with the files it names."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from grader.render import blank_submission
+
+    repo = Path(__file__).resolve().parent.parent
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "hwgen").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m grader "$@"\n')
+    (bin_dir / "hwgen").chmod(0o755)
+    work = tmp_path / "work"
+    shutil.copytree(repo / "submissions", work / "submissions")
+    (work / "roster.csv").write_text("student_id,name\n2018170622,Minjun Kim\nalice,Alice\n")
+    (work / "my_instance.json").write_text(json.dumps(HW2.to_json()))
+    (work / "submission.json").write_text(json.dumps(blank_submission(HW2, "2018170622")))
+    (work / "inbox").mkdir()
+    (work / "inbox" / "2018170622.json").write_text(json.dumps(blank_submission(HW2, "2018170622")))
+    env = {k: v for k, v in os.environ.items() if k != "HWGEN_SEED"}
+    env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONPATH=str(repo))
+    # generate first: grade's example reads the class/manifest.json it writes.
+    names = sorted(all_commands(), key=lambda name: name != "generate") + [None]
+    examples = [line for name in names for line in help_examples(name)]
+    assert len(examples) >= len(all_commands()) + 1
+    for line in examples:
+        proc = subprocess.run(["bash", "-c", "set -o pipefail; " + line], cwd=work, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{line}\n{proc.stderr}"
+        assert "Error" not in proc.stderr, f"{line}\n{proc.stderr}"
 
 
 @pytest.mark.parametrize("name", all_commands())
