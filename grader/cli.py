@@ -81,10 +81,14 @@ def _student_id(ctx, param, value):
     return stripped
 
 
-def _not_blank(ctx, param, value):
-    # An empty assignment name is an empty column header in canvas.csv.
+def _assignment(ctx, param, value):
+    # The name is one header cell of canvas.csv: empty, it is a column of nothing; with a line
+    # break, Canvas reads a header of two lines.
+    value = _utf8_text(ctx, param, value)
     if value is not None and not value.strip():
         raise click.BadParameter("must not be empty or only spaces")
+    if value is not None and not value.isprintable():
+        raise click.BadParameter("contains control characters (a line break, a tab, ...); it is a column name of canvas.csv")
     return value
 
 
@@ -249,7 +253,7 @@ def _manifest_option(without: str):
 @click.option("--rubric", "rubric_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False), help="Rubric (TOML, or JSON) replacing the default grader/rubric.toml.")
 @click.option("--follow-through/--no-follow-through", default=True, show_default=True, help="Credit entries that are right for the student's own earlier (wrong) answers.")
 @click.option("--reveal", is_flag=True, help="Show the expected values in the feedback files.")
-@click.option("--assignment", default="HW2", show_default=True, callback=_not_blank, help="The assignment column's name in canvas.csv.")
+@click.option("--assignment", default="HW2", show_default=True, callback=_assignment, help="The assignment column's name in canvas.csv (one line of printable text).")
 @batch_run
 def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path, follow_through, reveal, assignment):
     """Grade answer files entry by entry, with follow-through credit and named mistakes.
