@@ -444,10 +444,12 @@ def test_a_wheel_installed_without_the_source_tree_renders_a_key(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True, capture_output=True)
-    # Run from an empty folder, so that nothing of the source checkout can be imported.
-    result = subprocess.run([str(python), "-m", "grader", "key"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    # Run from an empty folder and without PYTHONPATH (set to test a checkout, say), so that
+    # nothing of the source checkout can be imported.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([str(python), "-m", "grader", "key"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert result.stdout == render.render_key(HW2, None, "md")
-    where = subprocess.run([str(python), "-c", "import grader.render as r; print(r.default_templates_dir())"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    where = subprocess.run([str(python), "-c", "import grader.render as r; print(r.default_templates_dir())"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(venv)
 
 
