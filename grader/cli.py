@@ -49,17 +49,55 @@ def load_params(path: str | None) -> Params:
         raise click.ClickException(f"{shown_name(path)}: {exc}") from None
 
 
-def _non_empty_seed(ctx, param, value):
+def _utf8_text(ctx, param, value):
+    # Python hands over command-line and environment bytes that are not UTF-8 as lone
+    # surrogates (PEP 383); hashing or writing those fails far from the option that brought them.
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Click records where a value came from only after the callback has run.
+            from_env = isinstance(param.envvar, str) and os.environ.get(param.envvar) == value
+            where = f" (from the {param.envvar} environment variable)" if from_env else ""
+            raise click.BadParameter(f"not valid UTF-8 text{where}") from None
+    return value
+
+
+def _seed(ctx, param, value):
+    value = _utf8_text(ctx, param, value)
     if value is not None and not value:
         raise click.BadParameter("the seed must not be empty")
     return value
 
 
-def _not_blank(ctx, param, value):
-    # An empty assignment name is an empty column header in canvas.csv; an empty student id
-    # gives a variant of nobody on the roster.
+def _student_id(ctx, param, value):
+    """--student as the roster and the answer files read an id: surrounding spaces removed
+    (with a warning, as for a submission), so that " 1 " is the roster's student 1, and
+    refused when no roster could hold it."""
+    from grader.roster import id_problem
+
+    value = _utf8_text(ctx, param, value)
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not stripped:  # a variant of nobody on the roster
+        raise click.BadParameter("must not be empty or only spaces")
+    problem = id_problem(stripped)
+    if problem is not None:
+        raise click.BadParameter(f"{problem}; no roster or answer file could give that id")
+    if stripped != value:
+        warn(f"--student: surrounding spaces removed from {value!r}")
+    return stripped
+
+
+def _assignment(ctx, param, value):
+    # The name is one header cell of canvas.csv: empty, it is a column of nothing; with a line
+    # break, Canvas reads a header of two lines.
+    value = _utf8_text(ctx, param, value)
     if value is not None and not value.strip():
         raise click.BadParameter("must not be empty or only spaces")
+    if value is not None and not value.isprintable():
+        raise click.BadParameter("contains control characters (a line break, a tab, ...); it is a column name of canvas.csv")
     return value
 
 
@@ -110,7 +148,7 @@ def _escaping_errors():
         raise
 
 
-seed_option = click.option("--seed", envvar="HWGEN_SEED", required=True, callback=_non_empty_seed, help=SEED_HELP)
+seed_option = click.option("--seed", envvar="HWGEN_SEED", required=True, callback=_seed, help=SEED_HELP)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,7 +193,7 @@ def solve(params_path, fmt):
 
         hwgen solve --params my_instance.json --format json
 
-        hwgen variant --student alice | hwgen solve --params -
+        HWGEN_SEED=s3cret hwgen variant --student alice | hwgen solve --params -
     """
     params = load_params(params_path)
     answers = solve_one(params)
@@ -167,7 +205,7 @@ def solve(params_path, fmt):
 
 @cli.command()
 @seed_option
-@click.option("--student", "student_id", required=True, callback=_not_blank, help="The student's id, as in the roster.")
+@click.option("--student", "student_id", required=True, callback=_student_id, help="The student's id, as in the roster (surrounding spaces are removed, as the roster's are).")
 def variant(seed, student_id):
     """Print one student's parameters as JSON (the input of `hwgen solve --params`).
 
@@ -256,7 +294,7 @@ def _manifest_option(without: str):
 @click.option("--rubric", "rubric_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False), help="Rubric (TOML, or JSON) replacing the default grader/rubric.toml.")
 @click.option("--follow-through/--no-follow-through", default=True, show_default=True, help="Credit entries that are right for the student's own earlier (wrong) answers.")
 @click.option("--reveal", is_flag=True, help="Show the expected values in the feedback files.")
-@click.option("--assignment", default="HW2", show_default=True, callback=_not_blank, help="The assignment column's name in canvas.csv.")
+@click.option("--assignment", default="HW2", show_default=True, callback=_assignment, help="The assignment column's name in canvas.csv (one line of printable text).")
 @batch_run
 def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path, follow_through, reveal, assignment):
     """Grade answer files entry by entry, with follow-through credit and named mistakes.
@@ -406,6 +444,16 @@ def _progress_bars():
     return _progress_bar if sys.stderr.isatty() else None
 
 
+def _class_size(ctx, param, value):
+    # grader.roster is imported only by the commands that read a roster (as Jinja is), so
+    # the bound is checked here rather than by the option's type; --help spells it out.
+    from grader.roster import MAX_STUDENTS
+
+    if value is not None and not 1 <= value <= MAX_STUDENTS:
+        raise click.BadParameter(f"{value} is not from 1 to {MAX_STUDENTS:,}, the most students hwgen writes in one class")
+    return value
+
+
 def _load_roster(roster_path, count, id_column):
     from grader import roster
 
@@ -429,12 +477,12 @@ def _load_roster(roster_path, count, id_column):
 @cli.command()
 @seed_option
 @click.option("--roster", "roster_path", metavar="FILE", help="The class roster ('-' for standard input): a CSV with a student_id column, or a Canvas gradebook export as it comes.")
-@click.option("--count", type=click.IntRange(min=1), help="Instead of a roster, N made-up students student-001, student-002, ... for a quick try.")
+@click.option("--count", type=int, metavar="N", callback=_class_size, help="Instead of a roster, N made-up students student-001, student-002, ... for a quick try (N from 1 to 100,000).")
 @click.option("--id-column", metavar="NAME", help="The roster column of student ids. Default: student_id, else SIS User ID, else ID.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The folder to write; created if missing.")
 @click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")
 @click.option("--pdf/--no-pdf", default=None, help="Compile PDF keys with pdflatex. Default: when pdflatex is installed.")
-@click.option("--force", is_flag=True, help="Replace an earlier hwgen output in --out (any other non-empty folder is never touched).")
+@click.option("--force", is_flag=True, help="Replace an earlier hwgen output in --out: its manifest.json, students/ and keys/. Anything else in the folder stays as it is, and a non-empty folder with no hwgen output is never touched.")
 @batch_run
 def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, force):
     """Write every student's problem sheet and answer file, and the TAs' answer keys.
@@ -473,8 +521,8 @@ def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, f
 
 
 @cli.command()
-@click.option("--seed", envvar="HWGEN_SEED", help=SEED_HELP + " Needed with --student.")
-@click.option("--student", "student_id", callback=_not_blank, help="Print this student's key (their variant of the seed).")
+@click.option("--seed", envvar="HWGEN_SEED", callback=_utf8_text, help=SEED_HELP + " Needed with --student.")
+@click.option("--student", "student_id", callback=_student_id, help="Print this student's key (their variant of the seed).")
 @click.option("--params", "params_path", metavar="FILE", help="Print the key of the instance in this parameters JSON ('-' for standard input).")
 @click.option("--format", "fmt", type=click.Choice(["md", "tex"]), default="md", show_default=True, help="md: Markdown with $-math (GitHub, Jupyter); tex: a LaTeX document for pdflatex.")
 @click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")

@@ -10,7 +10,9 @@ Everything is written into a staging folder inside DIR and moved into place at t
 manifest last: a run that fails or is interrupted leaves what DIR held untouched, and a DIR
 with a manifest is complete. (Writing each of 100,000 files with its own fsync, as
 ``jsonio.write_atomic`` does for single files, would take minutes; renaming a few folders
-gives the same all-or-nothing guarantee for the whole bundle.)
+gives the same all-or-nothing guarantee for the whole bundle.) Replacing an earlier output
+replaces only what a run writes (``OWNED``): anything else in DIR, such as the students'
+submissions or the grades, stays as it is.
 
 The same seed, roster, templates and hwgen version give byte-identical files, PDFs included.
 """
@@ -42,6 +44,10 @@ KEYS_DIR = "keys"
 ALL_KEYS_PDF = "all.pdf"
 STAGING_PREFIX = ".hwgen-staging-"
 TRASH_PREFIX = ".hwgen-old-"
+# What a run writes at the top of DIR, and so all that --force replaces: an instructor keeps
+# the class's inbox/, grades/ and their own notes beside these. The manifest comes first:
+# _publish moves the old one aside before anything else.
+OWNED = (MANIFEST_NAME, STUDENTS_DIR, KEYS_DIR)
 PDFLATEX_TIMEOUT = 120.0  # seconds for one key; a key compiles in well under 1 s
 PDFLATEX_SECONDS_PER_KEY = 2.0  # added to the timeout of all.pdf for each key in it
 
@@ -61,14 +67,20 @@ class GenerateResult:
 # --- The output folder ----------------------------------------------------------------------
 
 
-def is_hwgen_output(out_dir: Path) -> bool:
-    """Whether ``out_dir`` holds an earlier hwgen output: a manifest.json that says so."""
-    manifest = out_dir / MANIFEST_NAME
+def _is_hwgen_manifest(manifest: Path) -> bool:
     try:
         obj = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(obj, dict) and isinstance(obj.get("hwgen_version"), str)
+
+
+def is_hwgen_output(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds an earlier hwgen output: a manifest.json that says so, or one
+    that a run interrupted while publishing had already moved aside (see _publish)."""
+    if _is_hwgen_manifest(out_dir / MANIFEST_NAME):
+        return True
+    return any(_is_hwgen_manifest(entry / MANIFEST_NAME) for entry in out_dir.glob(TRASH_PREFIX + "*"))
 
 
 def _ours(entry: Path) -> bool:
@@ -92,16 +104,26 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
 
 
 def _publish(staging: Path, out_dir: Path) -> None:
-    """Replace everything in ``out_dir`` by the staged files, the manifest last."""
+    """Replace what an earlier run wrote in ``out_dir`` (``OWNED``) by the staged files, the
+    manifest last, and clear what interrupted runs left; nothing else in ``out_dir`` is touched.
+
+    The old manifest is moved aside first, so that a DIR with a manifest is always complete; a
+    run interrupted before the new one is in place leaves it in the trash folder, where
+    is_hwgen_output still finds it, so the next run with --force finishes the job.
+    """
+    staged = sorted(p.name for p in staging.iterdir())
+    assert set(staged) <= set(OWNED), f"generate wrote {staged}; add the new names to OWNED"
     trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=out_dir))
-    for entry in sorted(out_dir.iterdir()):
-        if entry not in (staging, trash):
-            entry.rename(trash / entry.name)
-    names = sorted(p.name for p in staging.iterdir())
-    for name in [n for n in names if n != MANIFEST_NAME] + [MANIFEST_NAME]:
+    for name in OWNED:
+        old = out_dir / name
+        if old.exists() or old.is_symlink():
+            old.rename(trash / name)
+    for name in [n for n in staged if n != MANIFEST_NAME] + [MANIFEST_NAME]:
         (staging / name).rename(out_dir / name)
     staging.rmdir()
-    shutil.rmtree(trash, ignore_errors=True)
+    leftovers = [entry for entry in out_dir.iterdir() if _ours(entry) and entry != trash]
+    for folder in [trash, *sorted(leftovers)]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
+import traceback
 import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -817,6 +819,24 @@ _TEX_SYNTAX = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _loader_class() -> type:
+    """jinja2.FileSystemLoader whose template that is not UTF-8 is an InputError naming it
+    (built on first use: Jinja is imported only by the commands that render)."""
+    import jinja2
+
+    class Utf8Loader(jinja2.FileSystemLoader):
+        def get_source(self, environment, template):
+            try:
+                return super().get_source(environment, template)
+            except UnicodeDecodeError as exc:
+                # Raised wherever the file is first read (an include deep in another
+                # template, course.txt), so the file itself is named, not the one rendered.
+                raise InputError(f"template {template}", f"not UTF-8 text (byte {exc.start} is invalid)") from None
+
+    return Utf8Loader
+
+
 @functools.lru_cache(maxsize=16)
 def environment(fmt: str, templates_dir: str | None = None) -> jinja2.Environment:
     """The Jinja environment of one output format; ``templates_dir`` overrides files by name."""
@@ -832,7 +852,7 @@ def environment(fmt: str, templates_dir: str | None = None) -> jinja2.Environmen
         search.insert(0, str(templates_dir))
     escape = _ESCAPERS[fmt]
     env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(path) for path in search]),
+        loader=jinja2.ChoiceLoader([_loader_class()(path) for path in search]),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Jinja's autoescape is HTML's; ours is the finalize below
         auto_reload=False,  # templates do not change during a run; skips a stat per include
@@ -858,12 +878,53 @@ def render(fmt: str, template: str, context: dict[str, Any], templates_dir: str 
     env = environment(fmt, None if templates_dir is None else str(templates_dir))
     try:
         return env.get_template(template).render(context)
+    except InputError:
+        raise  # a template that is not UTF-8 (see _loader_class), already named
     except jinja2.TemplateNotFound as exc:
         raise InputError(f"template {template}", f"{exc.message or exc.name} not found") from None
     except jinja2.TemplateSyntaxError as exc:
         raise InputError(f"template {exc.name or template}", f"line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         raise InputError(f"template {template}", exc.message or "uses an undefined variable") from None
+    except RecursionError as exc:
+        raise InputError(f"template {template}", _endless(_template_frames(env, exc.__traceback__))) from None
+    except jinja2.TemplateError as exc:
+        raise InputError(f"template {template}", exc.message or type(exc).__name__) from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
+        # An expression of the template itself failed ({{ 1 / 0 }}, a filter given a string):
+        # the instructor's to fix, at the line named. Anywhere else it is hwgen's own bug.
+        frames = _template_frames(env, exc.__traceback__)
+        if not frames:
+            raise
+        name, line = frames[-1]
+        raise InputError(f"template {name}", f"line {line}: {exc} ({type(exc).__name__})") from None
+
+
+def _template_frames(env: jinja2.Environment, tb: Any) -> list[tuple[str, int]]:
+    """(template name, line) of each frame of template code in a traceback, outermost first.
+    Jinja rewrites the traceback of an error in a template so that these frames carry the
+    template's file name and line."""
+    roots = [os.path.join(path, "") for loader in env.loader.loaders for path in loader.searchpath]  # type: ignore[union-attr]
+    frames = []
+    for frame, line in traceback.walk_tb(tb):
+        filename = frame.f_code.co_filename
+        root = next((r for r in roots if filename.startswith(r)), None)
+        if root is not None and not filename.endswith(".py"):
+            frames.append((filename[len(root):].replace(os.sep, "/"), line))
+    return frames
+
+
+def _endless(frames: list[tuple[str, int]]) -> str:
+    """What a RecursionError while rendering means: a template that includes itself, directly
+    or through others, or a macro that calls itself; the loop, from the frames of the traceback."""
+    why = "endless recursion (a template that includes itself, or a macro that calls itself)"
+    names = [name for name, _ in frames]
+    for end, name in enumerate(names):
+        if name in names[:end]:
+            start = names.index(name)
+            loop = " -> ".join(f"{n} line {line}" for n, line in frames[start:end])
+            return f"{why}: {loop} -> {name} again"
+    return why
 
 
 def key_template(fmt: str) -> str:

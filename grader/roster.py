@@ -26,6 +26,11 @@ CANVAS_TEST_STUDENT = ("Student, Test", "Test Student")
 MAX_ROSTER_BYTES = 64 * 1024 * 1024  # a Canvas export of 20,000 students with grades is a few MB
 MAX_ROWS_NAMED = 10  # an error lists this many rows, then says how many more
 MAX_ID_LENGTH = 200  # characters in a student id (Canvas's SIS ids have at most 255 bytes)
+# Students in one class (--count or a roster). A class of 20,000 writes 1.1 GB in 40 s and holds
+# 0.2 GB of memory; a million would want some 10 GB of memory and 55 GB of disk, so a typo in
+# --count would end in a MemoryError or a full disk half an hour later.
+MAX_STUDENTS = 100_000
+UNBALANCED = '(is a " missing or one too many?)'
 
 
 def id_problem(student_id: str) -> str | None:
@@ -120,14 +125,39 @@ def _not_a_student(cells: dict[str, str], canvas: bool, student_id: str) -> str 
     return None
 
 
+def _records(text: str) -> list[list[str]]:
+    """The rows of a CSV roster, one per line of the file; an InputError names the row where
+    a quote leaves a cell open.
+
+    CSV lets a quoted cell hold line breaks, but a roster is a spreadsheet export of one
+    student per row: a cell spanning lines is nearly always a quote left unbalanced, which
+    would silently swallow every later student into one name. Python's reader in strict mode
+    also says when a quote is never closed, which it otherwise takes as the cell running to
+    the end of the file.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
+    records: list[list[str]] = []
+    while True:
+        row = len(records) + 1  # every earlier row is one line, so this is also its line
+        try:
+            record = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as exc:
+            if str(exc) == "unexpected end of data":  # _csv's only sign of it (other wordings still name the row below)
+                raise InputError(None, f'row {row}: a " opens a cell that is never closed {UNBALANCED}') from None
+            if reader.line_num > row:
+                raise InputError(None, f"row {row}: a quoted cell runs past the end of its line, but a roster has one student per line {UNBALANCED}") from None
+            raise InputError(None, f"not a readable CSV file at row {row}: {exc}") from None
+        if reader.line_num > row or any("\n" in cell or "\r" in cell for cell in record):
+            raise InputError(None, f"row {row}: a quoted cell spans lines {row} to {reader.line_num}, but a roster has one student per line {UNBALANCED}")
+        records.append(record)
+
+
 def parse_roster(text: str, id_column: str | None = None) -> Roster:
     """The students of a CSV roster; an InputError names every row that is wrong."""
     text = text.removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
-    try:
-        records = list(reader)
-    except csv.Error as exc:
-        raise InputError(None, f"not a readable CSV file near line {reader.line_num}: {exc}") from None
+    records = _records(text)
     if not records or not any(cell.strip() for cell in records[0]):
         raise InputError(None, "the roster is empty; it needs a header row naming its columns")
     header = [cell.strip() for cell in records[0]]
@@ -159,6 +189,8 @@ def parse_roster(text: str, id_column: str | None = None) -> Roster:
             empty.append(row)
         elif (problem := id_problem(student_id)) is not None:
             unusable.append((row, problem))
+        elif len(entries) == MAX_STUDENTS:
+            raise InputError(None, f"row {row}: the roster has more than {MAX_STUDENTS:,} students, more than hwgen takes in one class")
         else:
             entries.append(RosterEntry(student_id, {c: cells[c].strip() for c in kept}, row))
     if too_long:
@@ -193,8 +225,8 @@ def read_roster(path: str | Path, id_column: str | None = None) -> Roster:
 
 def numbered_roster(count: int) -> Roster:
     """``count`` made-up students, student-001 ..., for a quick try without a roster."""
-    if count < 1:
-        raise InputError("--count", "must be at least 1")
+    if not 1 <= count <= MAX_STUDENTS:
+        raise InputError("--count", f"must be from 1 to {MAX_STUDENTS:,}")
     width = max(3, len(str(count)))
     entries = tuple(RosterEntry(f"student-{n:0{width}d}", {}, n + 1) for n in range(1, count + 1))
     return Roster(entries, "student_id")

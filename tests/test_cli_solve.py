@@ -120,6 +120,55 @@ def test_an_empty_student_id_is_a_usage_error(command, student):
     assert "'--student': must not be empty" in result.output
 
 
+NOT_UTF8 = "\udcff"  # how Python hands over the byte 0xff of a command line or the environment
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["variant", "--seed", "s", "--student", NOT_UTF8], {}, "Error: Invalid value for '--student': not valid UTF-8 text"),
+        (["variant", "--seed", NOT_UTF8, "--student", "a"], {}, "Error: Invalid value for '--seed': not valid UTF-8 text"),
+        (["key", "--seed", NOT_UTF8, "--student", "a"], {}, "Error: Invalid value for '--seed': not valid UTF-8 text"),
+        (["key", "--seed", "s", "--student", "a" + NOT_UTF8], {}, "Error: Invalid value for '--student': not valid UTF-8 text"),
+        (["generate", "--count", "2", "--out", "x", "--no-pdf"], {"HWGEN_SEED": NOT_UTF8}, "Error: Invalid value for '--seed': not valid UTF-8 text (from the HWGEN_SEED environment variable)"),
+    ],
+)
+def test_a_seed_or_student_id_that_is_not_utf8_is_a_usage_error_naming_the_option(args, env, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args, env={"HWGEN_SEED": None, **env})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_student_id_that_is_not_utf8_on_a_real_command_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "LC_ALL": "C.UTF-8"}
+    proc = subprocess.run([sys.executable, "-m", "grader", "variant", "--seed", "s", "--student", b"\xff"], cwd=tmp_path, env=env, capture_output=True)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[-1] == "Error: Invalid value for '--student': not valid UTF-8 text"
+
+
+@pytest.mark.parametrize("command", ["variant", "key"])
+def test_spaces_around_a_student_id_are_removed_as_the_roster_removes_them(command):
+    plain = run(command, "--seed", "s3cret", "--student", "1")
+    spaced = run(command, "--seed", "s3cret", "--student", " 1 ")
+    assert spaced.exit_code == 0
+    assert spaced.stdout == plain.stdout
+    assert spaced.stderr == "Warning: --student: surrounding spaces removed from ' 1 '\n"
+    assert plain.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["variant", "key"])
+def test_a_student_id_no_roster_could_hold_is_a_usage_error(command):
+    result = run(command, "--seed", "s3cret", "--student", "a\tb")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: Invalid value for '--student': contains a control character (\\t); no roster or answer file could give that id"
+
+
 def test_version():
     assert run("--version").output == f"hwgen, version {__version__}\n"
 
@@ -134,6 +183,47 @@ def test_every_command_has_help_with_an_example(name):
     assert result.exit_code == 0
     assert "Example:" in result.output
     assert f"hwgen {name}" in result.output
+
+
+def help_examples(name):
+    """The command lines of the Example: block of ``hwgen NAME --help`` (the group's, for
+    None), as printed."""
+    text = run(*([name] if name else []), "--help").stdout
+    block = text.split("Example:", 1)[1].split("Options:", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.strip()]
+
+
+def test_every_help_example_runs_as_written(tmp_path):
+    """Each example, typed into a shell as it is printed, in a folder with the files it names."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from grader.render import blank_submission
+
+    repo = Path(__file__).resolve().parent.parent
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "hwgen").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m grader "$@"\n')
+    (bin_dir / "hwgen").chmod(0o755)
+    work = tmp_path / "work"
+    shutil.copytree(repo / "submissions", work / "submissions")
+    (work / "roster.csv").write_text("student_id,name\n2018170622,Minjun Kim\nalice,Alice\n")
+    (work / "my_instance.json").write_text(json.dumps(HW2.to_json()))
+    (work / "submission.json").write_text(json.dumps(blank_submission(HW2, "2018170622")))
+    (work / "inbox").mkdir()
+    (work / "inbox" / "2018170622.json").write_text(json.dumps(blank_submission(HW2, "2018170622")))
+    env = {k: v for k, v in os.environ.items() if k != "HWGEN_SEED"}
+    env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONPATH=str(repo))
+    # generate first: grade's example reads the class/manifest.json it writes.
+    names = sorted(all_commands(), key=lambda name: name != "generate") + [None]
+    examples = [line for name in names for line in help_examples(name)]
+    assert len(examples) >= len(all_commands()) + 1
+    for line in examples:
+        proc = subprocess.run(["bash", "-c", "set -o pipefail; " + line], cwd=work, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{line}\n{proc.stderr}"
+        assert "Error" not in proc.stderr, f"{line}\n{proc.stderr}"
 
 
 @pytest.mark.parametrize("name", all_commands())

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from grader import generate, render, variants
 from grader.cli import cli
 from grader.filenames import safe_stem
-from grader.jsonio import dumps
+from grader.jsonio import InputError, dumps
 from grader.manifest import Manifest, StudentRecord, load_manifest
 from grader.params import Params
 from grader.roster import RosterEntry, numbered_roster
@@ -139,6 +139,24 @@ def test_a_template_error_in_a_worker_is_reported_and_nothing_is_written(tmp_pat
     assert list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        (b"\xff\xfe", "Error: template problem.md.j2: not UTF-8 text (byte 0 is invalid)"),
+        (b'{% include "problem.md.j2" %}', "Error: template problem.md.j2: endless recursion (a template that includes itself, or a macro that calls itself): problem.md.j2 line 1 -> problem.md.j2 again"),
+    ],
+)
+def test_a_template_not_utf8_or_including_itself_in_a_worker_is_one_error_line(template, message, tmp_path, monkeypatch):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "problem.md.j2").write_bytes(template)
+    monkeypatch.setattr(generate, "MIN_STUDENTS_PER_WORKER", 2)
+    result = run("generate", "--count", "6", "--out", str(tmp_path / "out"), "--seed", SEED, "--no-pdf", "--templates", str(templates))
+    assert result.exit_code == 1
+    assert result.stderr == message + "\n"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 # --- File names ------------------------------------------------------------------------------------------
 
 HOSTILE = ["../../etc/passwd", "/abs/path", "CON", "a b", "ALL", "all", "Ünï", ".hidden", "x" * 300, "A", "a", "..", "semi;colon"]
@@ -176,6 +194,54 @@ def test_an_earlier_output_is_replaced_only_with_force(tmp_path):
     # Replaced, not merged: the third student of the earlier run is gone.
     assert sorted(p.name for p in (out / "students").iterdir()) == ["student-001", "student-002"]
     assert not (out / "keys" / "student-003.md").exists()
+
+
+def test_force_replaces_only_what_generate_writes(tmp_path):
+    out = tmp_path / "clsF"
+    assert run("generate", "--count", "3", "--out", str(out), "--seed", SEED, "--no-pdf").exit_code == 0
+    (out / "inbox").mkdir()
+    (out / "inbox" / "student-001.json").write_text('{"student_id": "student-001"}')
+    (out / "grades" / "feedback").mkdir(parents=True)
+    (out / "grades" / "results.json").write_text("[]")
+    (out / "syllabus.md").write_text("# NN 2024")
+    theirs = {name: data for name, data in files_of(out).items() if not name.startswith(generate.OWNED)}
+    result = run("generate", "--count", "4", "--out", str(out), "--seed", SEED, "--no-pdf", "--force")
+    assert result.exit_code == 0, result.output
+    assert {name: data for name, data in files_of(out).items() if not name.startswith(generate.OWNED)} == theirs
+    assert (out / "grades" / "feedback").is_dir()  # an empty folder of theirs too
+    assert sorted(p.name for p in out.iterdir()) == ["grades", "inbox", "keys", "manifest.json", "students", "syllabus.md"]
+    assert len(load_manifest(out / "manifest.json").students) == 4
+    assert sorted(p.name for p in (out / "students").iterdir()) == [f"student-00{n}" for n in range(1, 5)]
+
+
+def test_force_over_a_copied_manifest_keeps_the_instructors_files(tmp_path):
+    first = tmp_path / "first"
+    assert run("generate", "--count", "2", "--out", str(first), "--seed", SEED, "--no-pdf").exit_code == 0
+    out = tmp_path / "course"
+    (out / "lectures").mkdir(parents=True)
+    (out / "lectures" / "01.md").write_text("backprop")
+    (out / "syllabus.md").write_text("# NN 2024")
+    (out / "manifest.json").write_bytes((first / "manifest.json").read_bytes())
+    result = run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf", "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "syllabus.md").read_text() == "# NN 2024"
+    assert (out / "lectures" / "01.md").read_text() == "backprop"
+    assert files_of(out / "students") == files_of(first / "students")
+
+
+def test_a_run_interrupted_while_publishing_is_finished_by_the_next_with_force(tmp_path):
+    out = tmp_path / "class"
+    assert run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf").exit_code == 0
+    (out / "inbox").mkdir()
+    # Interrupted after the old manifest was moved aside and before the new one was in place.
+    trash = out / f"{generate.TRASH_PREFIX}xyz"
+    trash.mkdir()
+    (out / "manifest.json").rename(trash / "manifest.json")
+    result = run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {out} holds an earlier hwgen output; pass --force to replace it\n"
+    assert run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf", "--force").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["inbox", "keys", "manifest.json", "students"]
 
 
 def test_a_folder_that_is_not_an_hwgen_output_is_never_touched(tmp_path):
@@ -238,7 +304,8 @@ def test_generate_with_the_plain_example_gives_the_same_variants(tmp_path):
         (["--out", "x"], 2, "Error: give either --roster FILE or --count N"),
         (["--out", "x", "--count", "2", "--roster", "r.csv"], 2, "Error: give either --roster FILE or --count N"),
         (["--out", "x", "--count", "2", "--id-column", "ID"], 2, "Error: --id-column needs --roster"),
-        (["--out", "x", "--count", "0"], 2, "Error: Invalid value for '--count': 0 is not in the range x>=1."),
+        (["--out", "x", "--count", "0"], 2, "Error: Invalid value for '--count': 0 is not from 1 to 100,000, the most students hwgen writes in one class"),
+        (["--out", "x", "--count", "100000000000"], 2, "Error: Invalid value for '--count': 100000000000 is not from 1 to 100,000, the most students hwgen writes in one class"),
         (["--out", "x", "--roster", "-"], 1, "Error: standard input: student_id: has duplicate student ids: 'a' in rows 2, 3"),
     ],
 )
@@ -248,6 +315,34 @@ def test_generate_errors(args, code, message, tmp_path, monkeypatch):
     assert result.exit_code == code
     assert result.stderr.splitlines()[-1] == message
     assert not (tmp_path / "x").exists()
+
+
+def test_an_unbalanced_quote_in_the_roster_is_an_error_naming_the_row_not_one_student(tmp_path):
+    roster = tmp_path / "unbal.csv"
+    roster.write_text('student_id,name\n1,"Kim, A\n2,Lee\n3,Park\n4,Choi\n')
+    result = run("generate", "--seed", SEED, "--roster", str(roster), "--out", str(tmp_path / "g"), "--no-pdf")
+    assert result.exit_code == 1
+    assert result.stderr == f'Error: {roster}: row 2: a " opens a cell that is never closed (is a " missing or one too many?)\n'
+    assert not (tmp_path / "g").exists()
+
+
+def test_the_largest_class_is_the_one_help_and_the_readme_give():
+    from grader.roster import MAX_STUDENTS
+
+    assert f"1 to {MAX_STUDENTS:,}" in " ".join(run("generate", "--help").stdout.split())
+    assert f"at most {MAX_STUDENTS:,} students" in (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert len(numbered_roster(MAX_STUDENTS).entries) == MAX_STUDENTS
+    with pytest.raises(InputError, match=r"^--count: must be from 1 to 100,000$"):
+        numbered_roster(MAX_STUDENTS + 1)
+
+
+def test_a_roster_longer_than_the_largest_class_is_refused_at_the_first_row_past_it(monkeypatch):
+    from grader import roster
+
+    monkeypatch.setattr(roster, "MAX_STUDENTS", 3)
+    assert roster.parse_roster("student_id\na\nb\nc\n").student_ids == ["a", "b", "c"]
+    with pytest.raises(InputError, match=r"^row 5: the roster has more than 3 students, more than hwgen takes in one class$"):
+        roster.parse_roster("student_id\na\nb\nc\nd\n")
 
 
 def test_generate_needs_a_seed(tmp_path):

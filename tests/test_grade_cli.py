@@ -151,6 +151,28 @@ def test_grade_assignment_names_the_canvas_column(workdir):
     assert (workdir / "grades/canvas.csv").read_text().splitlines()[0].endswith(",HW#2 Problem 1")
 
 
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ('HW2 "B",\n(1)', "contains control characters (a line break, a tab, ...); it is a column name of canvas.csv"),
+        ("HW2\tB", "contains control characters (a line break, a tab, ...); it is a column name of canvas.csv"),
+        ("HW2\u2028B", "contains control characters (a line break, a tab, ...); it is a column name of canvas.csv"),
+        ("HW2 \udcff", "not valid UTF-8 text"),
+    ],
+)
+def test_an_assignment_name_with_control_characters_is_a_usage_error(workdir, name, why):
+    result = run("grade", "submissions/", "--assignment", name)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == f"Error: Invalid value for '--assignment': {why}"
+    assert not (workdir / "grades").exists()
+
+
+def test_quotes_and_commas_in_an_assignment_name_are_one_csv_cell(workdir):
+    assert run("grade", "submissions/", "--assignment", 'HW2 "B", (1)').exit_code == 0
+    header = (workdir / "grades/canvas.csv").read_text().splitlines()[0]
+    assert header.endswith(',"HW2 ""B"", (1)"')
+
+
 @pytest.mark.parametrize("name", ["", "   "])
 def test_an_empty_assignment_name_is_a_usage_error(workdir, name):
     result = run("grade", "submissions/", "--assignment", name)

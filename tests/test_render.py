@@ -331,6 +331,32 @@ def test_a_template_with_a_syntax_error_fails_naming_it(tmp_path):
         render.render_key(HW2, None, "md", tmp_path)
 
 
+ENDLESS = "endless recursion (a template that includes itself, or a macro that calls itself)"
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"key.md.j2": b"\xff\xfe"}, "template key.md.j2: not UTF-8 text (byte 0 is invalid)"),
+        ({"key.md.j2": b'{% include "_part.md.j2" %}', "_part.md.j2": b"ok \xe9t\xe9"}, "template _part.md.j2: not UTF-8 text (byte 3 is invalid)"),
+        ({"course.txt": b"R\xe9seaux"}, "template course.txt: not UTF-8 text (byte 1 is invalid)"),
+        ({"key.md.j2": b'{% include "key.md.j2" %}\n'}, f"template key.md.j2: {ENDLESS}: key.md.j2 line 1 -> key.md.j2 again"),
+        ({"key.md.j2": b'# Key\n{% include "_a.md.j2" %}', "_a.md.j2": b'a\n\n{% include "key.md.j2" %}'}, f"template key.md.j2: {ENDLESS}: key.md.j2 line 2 -> _a.md.j2 line 3 -> key.md.j2 again"),
+        ({"key.md.j2": b"{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}"}, f"template key.md.j2: {ENDLESS}: key.md.j2 line 1 -> key.md.j2 again"),
+        ({"key.md.j2": b'# Key\n{{ 1 / 0 }}'}, "template key.md.j2: line 2: division by zero (ZeroDivisionError)"),
+    ],
+)
+def test_a_template_that_is_not_utf8_or_never_ends_is_one_error_line_naming_it(files, message, tmp_path):
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(InputError) as caught:
+        render.render_key(HW2, None, "md", tmp_path)
+    assert str(caught.value) == message
+    result = run("key", "--templates", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {message}\n"
+
+
 def test_a_template_cannot_forget_to_escape(tmp_path):
     (tmp_path / "_header.tex.j2").write_text("((( student_id )))\n")
     tex = render.render_key(HW2, "}$%", "tex", tmp_path)
@@ -418,10 +444,12 @@ def test_a_wheel_installed_without_the_source_tree_renders_a_key(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)], check=True, capture_output=True)
-    # Run from an empty folder, so that nothing of the source checkout can be imported.
-    result = subprocess.run([str(python), "-m", "grader", "key"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    # Run from an empty folder and without PYTHONPATH (set to test a checkout, say), so that
+    # nothing of the source checkout can be imported.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([str(python), "-m", "grader", "key"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert result.stdout == render.render_key(HW2, None, "md")
-    where = subprocess.run([str(python), "-c", "import grader.render as r; print(r.default_templates_dir())"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    where = subprocess.run([str(python), "-c", "import grader.render as r; print(r.default_templates_dir())"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert Path(where.stdout.strip()).is_relative_to(venv)
 
 

@@ -104,6 +104,35 @@ def test_short_rows_are_padded_and_long_rows_refused():
         parse_roster("student_id,name\na,A\nb,B,extra\n")
 
 
+OPEN_CELL = 'is a " missing or one too many?'
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # The quote after "1," swallows every later student into one name.
+        ('student_id,name\n1,"Kim, A\n2,Lee\n3,Park\n4,Choi\n', f'row 2: a " opens a cell that is never closed ({OPEN_CELL})'),
+        ('student_id,name\n1,A\n"unterminated,A\n', f'row 3: a " opens a cell that is never closed ({OPEN_CELL})'),
+        ('student_id,name\n1,A\n"unterminated,A', f'row 3: a " opens a cell that is never closed ({OPEN_CELL})'),
+        ('student_id,name\n1,"Kim,\nA"\n2,Lee\n', f"row 2: a quoted cell spans lines 2 to 3, but a roster has one student per line ({OPEN_CELL})"),
+        ('student_id,name\r\n1,Kim\r\n2,"Lee\r\nB"\r\n', f"row 3: a quoted cell spans lines 3 to 4, but a roster has one student per line ({OPEN_CELL})"),
+        ('student_id,"name\n"\n1,Kim\n', f"row 1: a quoted cell spans lines 1 to 2, but a roster has one student per line ({OPEN_CELL})"),
+        ('student_id,name\n1,"Kim, A\n2,"Lee"\n3,Park\n', f"row 2: a quoted cell runs past the end of its line, but a roster has one student per line ({OPEN_CELL})"),
+        ('student_id,name\n1,"Kim" A\n', "not a readable CSV file at row 2: ',' expected after '\"'"),
+    ],
+)
+def test_a_cell_spanning_lines_or_an_unbalanced_quote_is_refused_naming_the_row(text, message):
+    with pytest.raises(InputError) as caught:
+        parse_roster(text)
+    assert str(caught.value) == message
+
+
+def test_quotes_that_balance_on_their_line_are_fine():
+    roster = parse_roster('student_id,name\n1,"Kim, ""Min"" A"\n2,Lee "B" C\n"3",\n')
+    assert roster.student_ids == ["1", "2", "3"]
+    assert [e.columns["name"] for e in roster.entries] == ['Kim, "Min" A', 'Lee "B" C', ""]
+
+
 def test_empty_and_headless_rosters():
     for text in ("", "\n\n", " , \n"):
         with pytest.raises(InputError, match="the roster is empty"):
@@ -115,6 +144,13 @@ def test_empty_and_headless_rosters():
 def test_repeated_header_columns_are_refused():
     with pytest.raises(InputError, match=r"the header names column 'name' more than once"):
         parse_roster("student_id,name,name\na,b,c\n")
+
+
+def test_an_id_that_is_not_utf8_is_refused_with_the_byte(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"student_id,name\na,Alice\n\xff,Bob\n")
+    with pytest.raises(InputError, match=r"^not UTF-8 text \(byte 24 is invalid\)$"):
+        read_roster(path)
 
 
 def test_unreadable_files():
