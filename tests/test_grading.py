@@ -272,6 +272,9 @@ def test_a_mistake_costs_only_its_own_entries(mistake_id):
 
 @slow
 @given(seed=seeds, students=ids, mistake_id=st.sampled_from(mistakes.MISTAKE_IDS), rounded=st.booleans())
+# sigmoid(z_1) 0.1801 is just outside the tolerance of the softmax's 0.1769, and o_1 rounded to
+# 0.179 is within it of both: o_2 alone tells the mistake.
+@example(seed="`\n\x91\U000bdf95â]Ê\x89:\x8e°X", students=["\x88\U000dfe2c<r"], mistake_id="sigmoid-output", rounded=True)
 def test_each_mistake_is_named_exactly_on_any_variant(seed, students, mistake_id, rounded):
     params = variants.variants(seed, students)
     rounding = sig if rounded else decimals(4)
