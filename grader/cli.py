@@ -144,7 +144,9 @@ def _escaping_errors():
     try:
         yield
     except click.ClickException as exc:
-        exc.message = escaped(exc.message)
+        # Line by line: a message of several lines (the help that a bare `hwgen` shows, as
+        # click 8.2+ raises it) keeps its line breaks; no line can hold an escape sequence.
+        exc.message = "\n".join(map(escaped, exc.message.split("\n")))
         raise
 
 
@@ -240,7 +242,7 @@ def _folder_or_new(ctx, param, value):
     # Anything there that is not a folder is refused alike, as a usage error: a file, and a
     # device such as /dev/null, which click.Path(file_okay=False) lets through.
     if value is not None and os.path.exists(value) and not os.path.isdir(value):
-        raise click.BadParameter(f"'{shown_name(value)}' exists and is not a folder")
+        raise click.BadParameter(f"'{shown_path(value, MAX_SHOWN_PATH)}' exists and is not a folder")
     return value
 
 
@@ -342,7 +344,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         if row.other_sources:
             click.echo(f"Warning: {row.student_id}: several files; graded {row.source} (its warnings say why)", err=True)
     click.echo(reports.summary_of(rows, skipped), err=True)
-    results, grades, canvas, feedback_dir = (shown_name(str(path)) for path in (written.results, written.grades, written.canvas, written.feedback_dir))
+    results, grades, canvas, feedback_dir = (shown_path(path, MAX_SHOWN_PATH) for path in (written.results, written.grades, written.canvas, written.feedback_dir))
     feedback = formatting.counted(written.feedback_files, "feedback file")
     click.echo(f"Wrote {results}, {grades}, {canvas} and {feedback} in {feedback_dir}.", err=True)
 
@@ -370,7 +372,7 @@ def _grade_class(submissions, load, out_dir, tolerance, rubric, follow_through, 
     except parallel.WorkerError as exc:  # killed from outside (by the out-of-memory killer, say)
         raise click.ClickException(f"{exc}; nothing was lost, grade again (HWGEN_WORKERS=1 uses one process)") from None
     except OSError as exc:  # the output folder, not a submission: those never raise
-        raise click.ClickException(f"cannot write the results in {shown_name(out_dir)}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"cannot write the results in {shown_path(out_dir, MAX_SHOWN_PATH)}: {exc.strerror or exc}") from None
     return written, rows, skipped
 
 
@@ -413,7 +415,8 @@ def check(file, manifest_path):
     result = sub.read_submission(file, layouts, regular_only=file != "-")
     problems = list(result.problems) if isinstance(result, sub.InvalidSubmission) else []
     derivations = None if isinstance(result, sub.InvalidSubmission) else result.derivations
-    if has_derivations(derivations):
+    written = has_derivations(derivations)  # once one is written, parts 1 and 3 count
+    if written:
         from grader.derivations import check_derivations
 
         problems += [p if p.startswith("derivations") else f"derivations.{p}" for p in check_derivations(derivations)]
@@ -422,7 +425,7 @@ def check(file, manifest_path):
     if not isinstance(result, sub.InvalidSubmission):
         for field in result.missing():
             report(f"{name}: missing: {field}")
-        if has_derivations(derivations):  # once one is written, parts 1 and 3 count: say what is not
+        if written:
             from grader.derivations import not_given
 
             for key in not_given(derivations):
@@ -517,7 +520,7 @@ def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, f
         raise click.ClickException(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     students = f"{result.students} student{'s' if result.students != 1 else ''}"
     keys = "keys (Markdown, LaTeX and PDF)" if result.pdf else "keys (Markdown and LaTeX)"
-    click.echo(f"Wrote {students} to {shown_name(out_dir)}: manifest.json, problem sheets and answer files, {keys}.", err=True)
+    click.echo(f"Wrote {students} to {shown_path(out_dir, MAX_SHOWN_PATH)}: manifest.json, problem sheets and answer files, {keys}.", err=True)
 
 
 @cli.command()
@@ -567,14 +570,15 @@ class OutputError(click.ClickException):
         super().__init__(f"cannot write to standard output: {error.strerror or error}")
 
 
-class _GuardedStdout(io.TextIOWrapper):
-    """Standard output whose write errors are an OutputError, which click shows as one Error
-    line, instead of a traceback. A closed pipe (| head) stays an OSError, which click ends
-    quietly: the reader has gone, and has all it wanted."""
+class _GuardedBuffer(io.BufferedWriter):
+    """Standard output's bytes, whose write errors are an OutputError, which click shows as one
+    Error line, instead of a traceback. Guarded at the bytes, so that a text wrapper click builds
+    over it (for an ASCII terminal, say) is guarded too. A closed pipe (| head) stays an OSError,
+    which click ends quietly: the reader has gone, and has all it wanted."""
 
-    def write(self, text):
+    def write(self, data):
         try:
-            return super().write(text)
+            return super().write(data)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise
@@ -591,12 +595,20 @@ class _GuardedStdout(io.TextIOWrapper):
 
 def _guard_stdout() -> None:
     """Every command's data, and click's --help and --version, reach standard output through
-    sys.stdout: wrapped here, a failed write is a user's error whatever wrote it."""
+    sys.stdout: put over a guarded buffer here, a failed write is a user's error whatever wrote it."""
     stdout = sys.stdout
-    if type(stdout) is io.TextIOWrapper:
-        # The old wrapper is kept by sys.__stdout__, so it never closes the buffer both share.
-        sys.stdout = _GuardedStdout(
-            stdout.buffer, encoding=stdout.encoding, errors=stdout.errors, line_buffering=stdout.line_buffering, write_through=stdout.write_through
+    if type(stdout) is not io.TextIOWrapper:
+        return  # not the process's own (a test's capture): left as it is
+    # The file itself: under a buffer, or bare when Python runs unbuffered (PYTHONUNBUFFERED).
+    raw = stdout.buffer.raw if type(stdout.buffer) is io.BufferedWriter else stdout.buffer
+    if type(raw) is io.FileIO:
+        # The old wrappers, kept by sys.__stdout__, never close the file all of them share.
+        sys.stdout = io.TextIOWrapper(
+            _GuardedBuffer(raw),
+            encoding=stdout.encoding,
+            errors=stdout.errors,
+            line_buffering=stdout.line_buffering,
+            write_through=stdout.write_through,
         )
 
 

@@ -46,7 +46,7 @@ from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack
 from grader.rubric import DEFAULT_RUBRIC, Rubric
 from grader.jsonio import read_bytes
-from grader.submission import DERIVATION_KEYS, InvalidSubmission, Layout, Submission, entry_fields, layout_for, layout_of, parse_json, read_submission, submissions_from_bytes
+from grader.submission import DERIVATION_KEYS, InvalidSubmission, Layout, Submission, layout_for, layout_of, missing_answers, parse_json, read_submission, submissions_from_bytes
 from grader.tolerance import Tolerance
 
 GRADED, INVALID, MISSING = "graded", "invalid", "missing"  # a student's status
@@ -312,7 +312,7 @@ def _made(tol: Tolerance, answer: np.ndarray, wrong_value: np.ndarray, correct: 
     n_against = (telling & right).reshape(n, -1).sum(axis=1)  # entries the mistake would change, left right
     coherent = (n_matched >= 1) & (2 * n_matched >= n_changed) & (n_matched > n_against)
     if per_unit:
-        coherent |= _whole_row_made(changed, matches)
+        coherent |= _whole_row_made(telling, matches)
     return matches & coherent.reshape((n,) + (1,) * (answer.ndim - 1))
 
 
@@ -702,7 +702,7 @@ class GroupGrades:
             parts=ordered,
             misconceptions=tuple(_catalogue_order(misconceptions)) if len(misconceptions) > 1 else tuple(misconceptions),
             follow_through=tuple(key for key, hit in zip(core.ANSWER_KEYS, follow) if hit) if any(follow) else (),
-            errors=not_given(self.layout, self.codes[row]),
+            errors=answers_not_given(self.layout, self.codes[row]),
             warnings=self.warnings[row],
             source=sub.source,
             layout=self.layout,
@@ -718,19 +718,18 @@ class GroupGrades:
         )
 
 
-def not_given(layout: Layout, codes: np.ndarray) -> tuple[str, ...]:
+def answers_not_given(layout: Layout, codes: np.ndarray) -> tuple[str, ...]:
     """A graded file's errors: one line per answer with entries not given (left out or null),
     which score 0 while the rest is graded."""
     missing = codes == MISSING_CODE
     if not missing.any():
         return ()
     lines = []
-    for key in core.ANSWER_KEYS:
-        part = missing[layout.slices[key]]
-        if part.all():
-            lines.append(f"answers.{key}: not given; " + ("it scores 0" if part.size == 1 else f"its {part.size} entries score 0"))
-        elif part.any():
-            fields = entry_fields(layout, key, np.flatnonzero(part))
+    for key, fields in missing_answers(layout, missing):
+        entries = layout.slices[key].stop - layout.slices[key].start
+        if fields == [f"answers.{key}"]:  # the whole answer
+            lines.append(f"answers.{key}: not given; " + ("it scores 0" if entries == 1 else f"its {entries} entries score 0"))
+        else:
             lines.append(f"{', '.join(fields)}: not given; " + ("it scores 0" if len(fields) == 1 else "they score 0"))
     return tuple(lines)
 

@@ -890,9 +890,10 @@ def render(fmt: str, template: str, context: dict[str, Any], templates_dir: str 
         raise InputError(f"template {template}", _endless(_template_frames(env, exc.__traceback__))) from None
     except jinja2.TemplateError as exc:
         raise InputError(f"template {template}", exc.message or type(exc).__name__) from None
-    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
-        # An expression of the template itself failed ({{ 1 / 0 }}, a filter given a string):
-        # the instructor's to fix, at the line named. Anywhere else it is hwgen's own bug.
+    except Exception as exc:
+        # An expression of the template itself failed ({{ 1 / 0 }}, a filter given a string,
+        # {{ cycler() }}, a string of a trillion characters): the instructor's to fix, at the
+        # line named. Raised outside any template's code, it is hwgen's own bug.
         frames = _template_frames(env, exc.__traceback__)
         if not frames:
             raise

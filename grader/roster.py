@@ -126,32 +126,53 @@ def _not_a_student(cells: dict[str, str], canvas: bool, student_id: str) -> str 
 
 
 def _records(text: str) -> list[list[str]]:
-    """The rows of a CSV roster, one per line of the file; an InputError names the row where
-    a quote leaves a cell open.
+    """The rows of a CSV roster; an InputError names the row where a quote left open swallows
+    the rows after it.
 
-    CSV lets a quoted cell hold line breaks, but a roster is a spreadsheet export of one
-    student per row: a cell spanning lines is nearly always a quote left unbalanced, which
-    would silently swallow every later student into one name. Python's reader in strict mode
-    also says when a quote is never closed, which it otherwise takes as the cell running to
-    the end of the file.
+    Python's reader takes a quote that is never closed as a cell running to the end of the
+    file, and a quote closed rows later as one cell holding those rows: every later student
+    silently becomes part of one name. In strict mode it says when a quote is never closed; a
+    cell over several lines is kept (a note typed with Alt-Enter) unless a later line of it
+    holds the delimiter, as a swallowed row does. Strict mode also refuses a stray character
+    after a closing quote (1,"Kim" A), which spreadsheets never write and which is read as it
+    always was, leniently.
     """
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
+    delimiter = _delimiter(text)
+    try:
+        return _rows(text, delimiter, strict=True)
+    except _NotStrict:
+        return _rows(text, delimiter, strict=False)
+
+
+class _NotStrict(Exception):
+    """The strict reader refused something other than a quote left open."""
+
+
+def _rows(text: str, delimiter: str, strict: bool) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
     records: list[list[str]] = []
     while True:
-        row = len(records) + 1  # every earlier row is one line, so this is also its line
+        row = len(records) + 1  # as a spreadsheet numbers it: the header is row 1
         try:
             record = next(reader)
         except StopIteration:
             return records
         except csv.Error as exc:
-            if str(exc) == "unexpected end of data":  # _csv's only sign of it (other wordings still name the row below)
+            if str(exc) == "unexpected end of data":  # _csv's only sign of it
                 raise InputError(None, f'row {row}: a " opens a cell that is never closed {UNBALANCED}') from None
-            if reader.line_num > row:
-                raise InputError(None, f"row {row}: a quoted cell runs past the end of its line, but a roster has one student per line {UNBALANCED}") from None
+            if strict:
+                raise _NotStrict from None
             raise InputError(None, f"not a readable CSV file at row {row}: {exc}") from None
-        if reader.line_num > row or any("\n" in cell or "\r" in cell for cell in record):
-            raise InputError(None, f"row {row}: a quoted cell spans lines {row} to {reader.line_num}, but a roster has one student per line {UNBALANCED}")
+        if any(_holds_rows(cell, delimiter) for cell in record):
+            raise InputError(None, f"row {row}: a quoted cell runs over lines that look like further rows {UNBALANCED}")
         records.append(record)
+
+
+def _holds_rows(cell: str, delimiter: str) -> bool:
+    """A cell over several lines, a later one holding the delimiter: rows swallowed by a quote,
+    not a note typed over two lines."""
+    lines = cell.splitlines()
+    return len(lines) > 1 and any(delimiter in line for line in lines[1:])
 
 
 def parse_roster(text: str, id_column: str | None = None) -> Roster:
@@ -199,7 +220,7 @@ def parse_roster(text: str, id_column: str | None = None) -> Roster:
         raise InputError(column, f"is empty in {_rows_text(empty)}; every student needs an id")
     if unusable:
         row, why = unusable[0]
-        more = f" (and {len(unusable) - 1} more rows)" if len(unusable) > 1 else ""
+        more = f" (and {len(unusable) - 1} more row{'s' if len(unusable) > 2 else ''})" if len(unusable) > 1 else ""
         raise InputError(column, f"in row {row} {why}{more}: a student's file could not give that id back")
     _check_unique(entries, column)
     if not entries:
@@ -214,7 +235,8 @@ def _check_unique(entries: list[RosterEntry], column: str) -> None:
     repeated = [(sid, rows) for sid, rows in rows_of.items() if len(rows) > 1]
     if repeated:
         shown = "; ".join(f"{sid!r} in {_rows_text(rows)}" for sid, rows in repeated[:MAX_ROWS_NAMED])
-        more = f"; and {len(repeated) - MAX_ROWS_NAMED} more ids" if len(repeated) > MAX_ROWS_NAMED else ""
+        extra = len(repeated) - MAX_ROWS_NAMED
+        more = f"; and {extra} more id{'s' if extra > 1 else ''}" if extra > 0 else ""
         raise InputError(column, f"has duplicate student ids: {shown}{more}")
 
 

@@ -144,21 +144,21 @@ class Submission:
 
     def missing(self) -> list[str]:
         """The fields left out or null: a whole answer when none of it was given, else each entry."""
-        out = []
-        for key in core.ANSWER_KEYS:
-            part = np.isnan(self.values[self.layout.slices[key]])
-            if part.all():
-                out.append(f"answers.{key}")
-            elif part.any():
-                out.extend(entry_fields(self.layout, key, np.flatnonzero(part)))
-        return out
+        return [field for _, fields in missing_answers(self.layout, np.isnan(self.values)) for field in fields]
 
 
-def entry_fields(layout: Layout, key: str, positions: Sequence[int]) -> list[str]:
-    """The fields of answer ``key``'s entries at ``positions`` (flat, within the answer), as a
-    file writes them: answers.grad_v[2][1]."""
-    shape = layout.shapes[key]
-    return [f"answers.{key}" + "".join(f"[{i}]" for i in np.unravel_index(n, shape)) for n in positions]
+def missing_answers(layout: Layout, missing: np.ndarray) -> list[tuple[str, list[str]]]:
+    """For each answer with entries ``missing`` (a flat mask in ``layout``), its key and the
+    fields not given: ``[answers.u]`` when none of it was, else each entry (answers.grad_v[2][1])."""
+    out = []
+    for key in core.ANSWER_KEYS:
+        part = missing[layout.slices[key]]
+        if part.all():
+            out.append((key, [f"answers.{key}"]))
+        elif part.any():
+            shape = layout.shapes[key]
+            out.append((key, [f"answers.{key}" + "".join(f"[{i}]" for i in np.unravel_index(n, shape)) for n in np.flatnonzero(part)]))
+    return out
 
 
 def _submission(student_id, values, layout, transposed, derivations, warnings, source, mtime_ns) -> Submission:

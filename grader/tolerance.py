@@ -35,7 +35,7 @@ class Tolerance:
     atol: float = DEFAULT_ATOL
     sigfigs: int | None = None
 
-    def allowance(self, expected: np.ndarray, units: np.ndarray | None = None) -> np.ndarray:
+    def allowance(self, expected: np.ndarray, units: np.ndarray | None = None, slack: float = 0.0) -> np.ndarray:
         """How far an answer may be from ``expected``, entry by entry.
 
         ``units``, where given, is for a sum of terms that cancel (z = 2.04 - 1.62 - ... = 0.12):
@@ -45,11 +45,14 @@ class Tolerance:
         so the sum may be off by relative * (units + |expected|) / 2, where that is more than
         the usual allowance. Only the rounding is forgiven: a slip of a percent in a sum whose
         terms are large is still a slip.
+
+        ``slack`` widens the allowance by that fraction (close uses BOUNDARY_SLACK).
         """
         magnitude = np.abs(expected)
         if units is not None:
             magnitude = np.maximum(magnitude, (units + magnitude) / 2)
-        return self.atol + self.relative * magnitude
+        scale = 1 + slack  # applied to the two scalars, not to an array of allowances
+        return self.atol * scale + (self.relative * scale) * magnitude
 
     @property
     def relative(self) -> float:
@@ -61,7 +64,7 @@ class Tolerance:
         answer = np.asarray(answer, dtype=np.float64)
         expected = np.asarray(expected, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            return np.abs(answer - expected) <= self.allowance(expected, units) * (1 + BOUNDARY_SLACK)
+            return np.abs(answer - expected) <= self.allowance(expected, units, BOUNDARY_SLACK)
 
     def describe(self) -> str:
         if self.sigfigs is not None:

@@ -173,6 +173,19 @@ def test_version():
     assert run("--version").output == f"hwgen, version {__version__}\n"
 
 
+def test_hwgen_alone_shows_its_help_on_several_lines():
+    result = run()
+    lines = result.output.splitlines()
+    assert lines[0].endswith(" [OPTIONS] COMMAND [ARGS]...") and len(lines) > 10 and "\\n" not in result.output
+
+
+def test_an_output_folder_named_dash_is_no_standard_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("a file")
+    result = run("grade", ".", "--out", "-")
+    assert result.exit_code == 2 and "'-' exists and is not a folder" in result.stderr
+
+
 def all_commands():
     return sorted(cli.commands)
 
@@ -337,6 +350,15 @@ FULL_DISK = "Error: cannot write to standard output: No space left on device\n"
 def test_a_full_disk_on_standard_output_is_one_error_line(args):
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "grader", *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (1, FULL_DISK)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_a_full_disk_is_one_error_line_on_an_ascii_terminal_too():
+    # click writes through a text wrapper of its own over standard output's bytes then
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "grader", "solve"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
     assert (done.returncode, done.stderr) == (1, FULL_DISK)
 
 

@@ -344,6 +344,7 @@ ENDLESS = "endless recursion (a template that includes itself, or a macro that c
         ({"key.md.j2": b'# Key\n{% include "_a.md.j2" %}', "_a.md.j2": b'a\n\n{% include "key.md.j2" %}'}, f"template key.md.j2: {ENDLESS}: key.md.j2 line 2 -> _a.md.j2 line 3 -> key.md.j2 again"),
         ({"key.md.j2": b"{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}"}, f"template key.md.j2: {ENDLESS}: key.md.j2 line 1 -> key.md.j2 again"),
         ({"key.md.j2": b'# Key\n{{ 1 / 0 }}'}, "template key.md.j2: line 2: division by zero (ZeroDivisionError)"),
+        ({"key.md.j2": b"# Key\n\n{{ cycler().current }}"}, "template key.md.j2: line 3: at least one item has to be provided (RuntimeError)"),
     ],
 )
 def test_a_template_that_is_not_utf8_or_never_ends_is_one_error_line_naming_it(files, message, tmp_path):
