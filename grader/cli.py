@@ -24,7 +24,7 @@ import click  # noqa: E402 (after the BLAS setting)
 from grader import __version__, formatting, variants
 from grader.jsonio import InputError, dumps, load_json_file
 from grader.params import HW2, Params, answers_to_json, solve_one
-from grader.quoting import MAX_SHOWN_PATH, clip, escaped, shown_path
+from grader.quoting import MAX_SHOWN_PATH, escaped, shown_path
 from grader.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
 
 SEED_HELP = "The secret seed of the class (default: the HWGEN_SEED environment variable)."
@@ -342,7 +342,7 @@ def grade(submissions, manifest_path, out_dir, rtol, atol, sigfigs, rubric_path,
         raise
     for row in rows:
         if row.other_sources:
-            click.echo(f"Warning: {row.student_id}: several files; graded {row.source} (its warnings say why)", err=True)
+            warn(f"{row.student_id}: several files; graded {row.source} (its warnings say why)")
     click.echo(reports.summary_of(rows, skipped), err=True)
     results, grades, canvas, feedback_dir = (shown_path(path, MAX_SHOWN_PATH) for path in (written.results, written.grades, written.canvas, written.feedback_dir))
     feedback = formatting.counted(written.feedback_files, "feedback file")
@@ -359,7 +359,7 @@ def _grade_class(submissions, load, out_dir, tolerance, rubric, follow_through, 
     unreadable: list[str] = []
     files, skipped = grading.collect_files(submissions, exclude=[out_dir], unreadable=unreadable)
     for problem in unreadable:
-        click.echo(f"Warning: cannot list the folder {problem}; its files are not graded", err=True)
+        warn(f"cannot list the folder {problem}; its files are not graded")
     if load is None:
         click.echo("No manifest: grading every file against the HW#2 instance itself (the original homework).", err=True)
     for path in skipped:
@@ -390,7 +390,7 @@ def check(file, manifest_path):
         hwgen check submission.json
     """
     from grader import submission as sub
-    from grader.grading import has_derivations
+    from grader.grading import has_derivations, known_layouts
     from grader.manifest import MANIFEST_NAME
     from grader.params import HW2 as hw2
 
@@ -399,11 +399,7 @@ def check(file, manifest_path):
         layouts = sub.layout_of(hw2)
     else:
         by_id = manifest.by_id()
-
-        def layouts(student_id):
-            if student_id not in by_id:
-                raise InputError("student_id", f"'{clip(student_id)}' is not in the manifest {shown_name(manifest_path or MANIFEST_NAME)}")
-            return sub.layout_of(by_id[student_id].params)
+        layouts = known_layouts(by_id, lambda student_id: sub.layout_of(by_id[student_id].params), shown_name(manifest_path or MANIFEST_NAME))
 
     name = shown_name(file)
 

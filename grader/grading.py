@@ -1065,15 +1065,18 @@ def _read_chunk(paths: list[str], layout: Layout) -> list[Submission | InvalidSu
 
 
 def _manifest_layouts(manifest: Manifest | ManifestParts):
-    return _known_layouts(*_roster(manifest))
+    return known_layouts(*_roster(manifest))
 
 
-def _known_layouts(students: Mapping[str, Any], layout_of_student: Callable[[str], Layout]):
-    """A student id -> layout function for read_submission, refusing ids not in ``students``."""
+def known_layouts(students: Mapping[str, Any], layout_of_student: Callable[[str], Layout], manifest_name: str = ""):
+    """A student id -> layout function for read_submission, refusing ids not in ``students``
+    (the manifest ``manifest_name``, when that is worth saying). An id reaching it is one
+    submission._student_id took: printable, and at most roster.MAX_ID_LENGTH long."""
+    where = f" {manifest_name}" if manifest_name else ""
 
     def layout(student_id: str) -> Layout:
         if student_id not in students:
-            raise InputError("student_id", f"{student_id!r} is not in the manifest")
+            raise InputError("student_id", f"{student_id!r} is not in the manifest{where}")
         return layout_of_student(student_id)
 
     return layout
@@ -1152,7 +1155,7 @@ def recheck(results: list, manifest: Manifest | ManifestParts | None) -> None:
         return
     usual = layout_of(HW2)
     students, layout_of_student = _roster(manifest)
-    layouts = _known_layouts(students, layout_of_student)
+    layouts = known_layouts(students, layout_of_student)
     for n, result in enumerate(results):
         sid = result.student_id
         if sid is None:
