@@ -478,7 +478,7 @@ def _load_roster(roster_path, count, id_column):
 @click.option("--roster", "roster_path", metavar="FILE", help="The class roster ('-' for standard input): a CSV with a student_id column, or a Canvas gradebook export as it comes.")
 @click.option("--count", type=int, metavar="N", callback=_class_size, help="Instead of a roster, N made-up students student-001, student-002, ... for a quick try (N from 1 to 100,000).")
 @click.option("--id-column", metavar="NAME", help="The roster column of student ids. Default: student_id, else SIS User ID, else ID.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The folder to write; created if missing.")
+@click.option("--out", "out_dir", required=True, metavar="DIRECTORY", callback=_folder_or_new, help="The folder to write; created if missing.")
 @click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")
 @click.option("--pdf/--no-pdf", default=None, help="Compile PDF keys with pdflatex. Default: when pdflatex is installed.")
 @click.option("--force", is_flag=True, help="Replace an earlier hwgen output in --out: its manifest.json, students/ and keys/. Anything else in the folder stays as it is, and a non-empty folder with no hwgen output is never touched.")

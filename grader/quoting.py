@@ -37,8 +37,8 @@ def shown_path(path: str | os.PathLike, limit: int | None = None) -> str:
     path = os.fspath(path)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
+    if limit is not None and len(path) > limit:  # cut before escaping, so no escape is cut in two
+        path = path[: limit // 2] + "..." + path[-(limit // 2) :]
     if not path.isprintable():  # surrogateescape holds byte 0xff as \udcff
         path = "".join(f"\\x{ord(c) - 0xDC00:02x}" if "\udc80" <= c <= "\udcff" else c for c in path)
-    if limit is not None and len(path) > limit:
-        path = path[: limit // 2] + "..." + path[-(limit // 2) :]
     return escaped(path)

@@ -428,12 +428,13 @@ def test_grade_writes_into_an_empty_folder_and_regrades_into_its_own_output(work
 
 
 @pytest.mark.parametrize("out", ["out", "/dev/null"], ids=["a file", "a device"])
-def test_grade_refuses_an_output_folder_that_is_not_a_folder_as_a_usage_error(workdir, out):
+@pytest.mark.parametrize("command", [["grade", "submissions/"], ["generate", "--seed", "s", "--count", "2", "--no-pdf"]], ids=["grade", "generate"])
+def test_an_output_folder_that_is_not_a_folder_is_a_usage_error(workdir, out, command):
     if out == "out":
         (workdir / "out").write_text("")
     elif not os.path.exists(out):
         pytest.skip(f"no {out} here")
-    result = run("grade", "submissions/", "--out", out)
+    result = run(*command, "--out", out)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == f"Error: Invalid value for '--out': '{out}' exists and is not a folder"
 

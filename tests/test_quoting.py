@@ -42,6 +42,10 @@ def test_a_long_path_keeps_both_its_ends_in_a_message():
     assert shown_path("a" * 300) == "a" * 300  # whole where no limit is asked for (the outputs)
 
 
+def test_a_long_path_is_cut_before_it_is_escaped_so_no_escape_is_cut_in_two():
+    assert shown_path("a" * 9 + "\udcff" + "b" * 30, 20) == "a" * 9 + "\\xff..." + "b" * 10  # a byte not UTF-8
+
+
 @pytest.mark.parametrize("count,text", [(0, "0 records"), (1, "1 record"), (2, "2 records")])
 def test_counted_is_singular_for_one(count, text):
     assert counted(count, "record") == text
