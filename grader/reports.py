@@ -768,7 +768,9 @@ def _sections(report: GradeReport, gradebook: Gradebook, tables: dict[str, str],
     return sections
 
 
-_UNGRADED = "Not graded: your file has no derivations."
+# True of every ungraded part: no derivations, blank ones, unknown keys only, or a problem
+# whose activation the references are not written for (the notes at the end then say so).
+_UNGRADED = "Not graded: no derivation of yours was graded here, so this part is left out of your maximum."
 
 
 @functools.lru_cache(maxsize=1024)

@@ -657,6 +657,9 @@ def test_derivations_of_a_problem_with_another_activation_are_left_ungraded_with
     report = grade_students([_Student(sub, tanh, {})], TOL)[0]
     assert (report.score, report.max_score) == (40.0, 40.0)
     assert report.warnings == ("derivations: graded for an ELU hidden layer, as in HW#2; this problem's is tanh, so parts 1 and 3 are left ungraded",)
+    feedback = reports.feedback_markdown(report, grading.Gradebook((report,), TOL, DEFAULT_RUBRIC, True, True))
+    assert "no derivation of yours was graded here" in feedback and "has no derivations" not in feedback
+    assert "this problem's is tanh, so parts 1 and 3 are left ungraded" in feedback
 
 
 def test_all_null_derivations_leave_parts_1_and_3_ungraded():
