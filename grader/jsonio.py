@@ -70,11 +70,14 @@ def read_int(text: str) -> int:
     return int(text)
 
 
+REPEATED_KEY = "appears twice in the same object; keep one"
+
+
 def no_duplicate_keys(pairs):
     obj = {}
     for key, value in pairs:
         if key in obj:
-            raise InputError(clip(key), "appears twice in the same object; keep one")
+            raise InputError(clip(key), REPEATED_KEY)
         obj[key] = value
     return obj
 

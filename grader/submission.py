@@ -37,6 +37,7 @@ from grader import core, derivations
 from grader.formatting import counted
 from grader.jsonio import (
     MAX_NESTING,
+    REPEATED_KEY,
     TOO_DEEP,
     InputError,
     NonFiniteError,
@@ -201,28 +202,48 @@ class NonFinite:
 
 
 def _lenient_json(text: str, repeated: list[str]) -> Any:
-    """The JSON with non-finite numbers as NonFinite and repeated keys kept last (and listed in
-    ``repeated``), or None when it is not JSON at all.
+    """The JSON with non-finite numbers as NonFinite and repeated keys kept last (and the field
+    of each listed in ``repeated``: answers.loss), or None when it is not JSON at all.
 
     Only for files already refused: it lets the report say which student the file is from and
-    which field holds the NaN, instead of only that there is one somewhere.
+    which field holds the NaN or the repeated key, instead of only that there is one somewhere.
     """
     def float_or_marker(token: str):
         value = float(token)
         return value if math.isfinite(value) else NonFinite(token[:20])
 
+    found: list[tuple[dict, str]] = []  # (the object, its key given twice), in the order read
+
     def last_wins(pairs):
         obj = {}
         for key, value in pairs:
             if key in obj:
-                repeated.append(key)
+                found.append((obj, key))
             obj[key] = value
         return obj
 
     try:
-        return json.loads(text, parse_constant=NonFinite, parse_float=float_or_marker, parse_int=read_int, object_pairs_hook=last_wins)
+        tree = json.loads(text, parse_constant=NonFinite, parse_float=float_or_marker, parse_int=read_int, object_pairs_hook=last_wins)
     except (ValueError, RecursionError):
         return None
+    if found:  # the objects are built inner first: where each sits is known once the tree is
+        where = _object_fields(tree)
+        repeated += [f"{where[id(obj)]}.{_clip(key)}" if where.get(id(obj)) else _clip(key) for obj, key in found]
+    return tree
+
+
+def _object_fields(tree: Any) -> dict[int, str]:
+    """The field of every object in parsed JSON, by its id: "" for the top, answers, x[2]."""
+    fields: dict[int, str] = {}
+    stack = [(tree, "")]
+    while stack:
+        node, field = stack.pop()
+        if isinstance(node, dict):
+            fields[id(node)] = field
+            stack += [(value, f"{field}.{_clip(key)}" if field else _clip(key)) for key, value in node.items()]
+        elif isinstance(node, list):
+            stack += [(value, f"{field}[{n}]") for n, value in enumerate(node)]
+    return fields
 
 
 def parse_json(data: bytes, *, check_duplicates: bool = True, check_depth: bool = True) -> Any:
@@ -299,8 +320,9 @@ def submission_from_bytes(data: bytes, layouts: LayoutSource, *, source: str = "
             return InvalidSubmission([str(exc)], source=source, mtime_ns=mtime_ns)
         result = from_json(obj, layouts, source=source, mtime_ns=mtime_ns)
         problems = list(result.problems) if isinstance(result, InvalidSubmission) else []
-        problems += [f"{_clip(key)}: appears twice in the same object; keep one" for key in dict.fromkeys(repeated)]
-        if not (isinstance(exc, NonFiniteError) and any(NON_FINITE in p for p in problems)) and str(exc) not in problems:
+        problems += [f"{field}: {REPEATED_KEY}" for field in dict.fromkeys(repeated)]
+        said = (isinstance(exc, NonFiniteError) and any(NON_FINITE in p for p in problems)) or (exc.reason == REPEATED_KEY and repeated)
+        if not said and str(exc) not in problems:
             problems.insert(0, str(exc))
         return InvalidSubmission(problems, student_id=result.student_id, warnings=result.warnings, source=source, mtime_ns=mtime_ns)
     return from_json(obj, layouts, source=source, mtime_ns=mtime_ns)

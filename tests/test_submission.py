@@ -304,6 +304,14 @@ def test_duplicate_keys(tmp_path):
     assert problems(result) == ["student_id: appears twice in the same object; keep one"]
 
 
+def test_a_key_given_twice_deeper_is_named_by_its_whole_field(tmp_path):
+    text = '{"student_id": "a", "answers": {"u": [1, 2, 3, 4], "loss": 0.3, "loss": 0.31}, "derivations": {"h": "ELU(u[j])", "h": "x"}}'
+    assert problems(read_text(tmp_path, text)) == [
+        "answers.loss: appears twice in the same object; keep one",
+        "derivations.h: appears twice in the same object; keep one",
+    ]
+
+
 def test_answers_missing_or_not_an_object(tmp_path):
     assert problems(read_obj(tmp_path, {"student_id": "s"})) == ['answers: is missing; the file needs an "answers" object']
     assert problems(read_obj(tmp_path, {"student_id": "s", "answers": [1]}))[0].startswith("answers: expected an object")
