@@ -726,9 +726,9 @@ def answers_not_given(layout: Layout, codes: np.ndarray) -> tuple[str, ...]:
         return ()
     lines = []
     for key, fields in missing_answers(layout, missing):
-        entries = layout.slices[key].stop - layout.slices[key].start
-        if fields == [f"answers.{key}"]:  # the whole answer
-            lines.append(f"answers.{key}: not given; " + ("it scores 0" if entries == 1 else f"its {entries} entries score 0"))
+        part = missing[layout.slices[key]]
+        if part.all():
+            lines.append(f"answers.{key}: not given; " + ("it scores 0" if part.size == 1 else f"its {part.size} entries score 0"))
         else:
             lines.append(f"{', '.join(fields)}: not given; " + ("it scores 0" if len(fields) == 1 else "they score 0"))
     return tuple(lines)
