@@ -481,7 +481,7 @@ def _load_roster(roster_path, count, id_column):
 @click.option("--out", "out_dir", required=True, metavar="DIRECTORY", callback=_folder_or_new, help="The folder to write; created if missing.")
 @click.option("--templates", "templates_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False), help="Templates that replace the defaults of the same file name.")
 @click.option("--pdf/--no-pdf", default=None, help="Compile PDF keys with pdflatex. Default: when pdflatex is installed.")
-@click.option("--force", is_flag=True, help="Replace an earlier hwgen output in --out: its manifest.json, students/ and keys/. Anything else in the folder stays as it is, and a non-empty folder with no hwgen output is never touched.")
+@click.option("--force", is_flag=True, help="Replace an earlier hwgen output in --out: its manifest.json, students/ and keys/. Anything else in the folder stays as it is; a file put inside students/ or keys/ that no earlier run wrote stops it; a non-empty folder with no hwgen output is never touched.")
 @batch_run
 def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, force):
     """Write every student's problem sheet and answer file, and the TAs' answer keys.

@@ -101,6 +101,48 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         raise InputError(None, f"{out_dir} is not empty and holds no hwgen output; it is left alone: choose a new folder")
     if not force:
         raise InputError(None, f"{out_dir} holds an earlier hwgen output; pass --force to replace it")
+    foreign = _not_written_by_generate(out_dir)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise InputError(None, f"--force would delete {shown} in {out_dir}, which no earlier run wrote; move {'it' if len(foreign) == 1 else 'them'} out first")
+
+
+def _not_written_by_generate(out_dir: Path) -> list[str]:
+    """What --force would delete in ``students/`` and ``keys/`` that no earlier run wrote there,
+    as its manifest tells (an instructor's notes in keys/, a scan in a student's folder).
+    Hidden files (.DS_Store) are let go."""
+    stems: set[str] = set()
+    for manifest in [out_dir / MANIFEST_NAME, *(entry / MANIFEST_NAME for entry in out_dir.iterdir() if _ours(entry))]:
+        stems |= _stems_in(manifest)
+    student_files = {*(f"problem.{fmt}" for fmt in render.FORMATS), "submission.json"}
+    key_files = {ALL_KEYS_PDF, *(f"{stem}.{ext}" for stem in stems for ext in (*render.FORMATS, "pdf"))}
+    foreign: list[str] = []
+    students = out_dir / STUDENTS_DIR
+    for entry in _shown_entries(students):
+        if entry.name not in stems or entry.is_symlink() or not entry.is_dir():
+            foreign.append(f"{STUDENTS_DIR}/{entry.name}")
+        else:
+            foreign += [f"{STUDENTS_DIR}/{entry.name}/{f.name}" for f in _shown_entries(entry) if f.name not in student_files]
+    foreign += [f"{KEYS_DIR}/{f.name}" for f in _shown_entries(out_dir / KEYS_DIR) if f.name not in key_files]
+    return foreign
+
+
+def _shown_entries(folder: Path) -> list[Path]:
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    return sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
+
+
+def _stems_in(manifest: Path) -> set[str]:
+    """The file stems of a manifest's students; none if it cannot be read."""
+    try:
+        obj = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    students = obj.get("students") if isinstance(obj, dict) else None
+    if not isinstance(students, list):
+        return set()
+    return {s["file_stem"] for s in students if isinstance(s, dict) and isinstance(s.get("file_stem"), str)}
 
 
 def _publish(staging: Path, out_dir: Path) -> None:

@@ -214,6 +214,22 @@ def test_force_replaces_only_what_generate_writes(tmp_path):
     assert sorted(p.name for p in (out / "students").iterdir()) == [f"student-00{n}" for n in range(1, 5)]
 
 
+def test_force_refuses_to_delete_files_put_inside_students_or_keys(tmp_path):
+    out = tmp_path / "cls"
+    assert run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf").exit_code == 0
+    (out / "keys" / "notes.md").write_text("grade part 3 by hand")
+    (out / "students" / "student-001" / "scan.pdf").write_bytes(b"%PDF")
+    (out / "students" / ".DS_Store").write_bytes(b"")  # hidden: let go
+    before = files_of(out)
+    result = run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf", "--force")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: --force would delete students/student-001/scan.pdf, keys/notes.md in {out}, which no earlier run wrote; move them out first\n"
+    assert files_of(out) == before
+    (out / "keys" / "notes.md").unlink()
+    (out / "students" / "student-001" / "scan.pdf").unlink()
+    assert run("generate", "--count", "2", "--out", str(out), "--seed", SEED, "--no-pdf", "--force").exit_code == 0
+
+
 def test_force_over_a_copied_manifest_keeps_the_instructors_files(tmp_path):
     first = tmp_path / "first"
     assert run("generate", "--count", "2", "--out", str(first), "--seed", SEED, "--no-pdf").exit_code == 0
