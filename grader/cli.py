@@ -363,7 +363,7 @@ def _grade_class(submissions, load, out_dir, tolerance, rubric, follow_through, 
     if load is None:
         click.echo("No manifest: grading every file against the HW#2 instance itself (the original homework).", err=True)
     for path in skipped:
-        click.echo(f"Skipped (not .json): {formatting.shown_path(path)}", err=True)
+        click.echo(f"Skipped (not .json): {shown_path(path)}", err=True)
 
     settings = pipeline.Settings(tolerance, rubric, follow_through, tuple(skipped), assignment, reveal)
     try:
@@ -514,7 +514,7 @@ def generate(seed, roster_path, count, id_column, out_dir, templates_dir, pdf, f
         raise click.ClickException(str(exc)) from None
     except OSError as exc:  # the output folder: not writable, on a full disk, ...
         raise click.ClickException(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}") from None
-    students = f"{result.students} student{'s' if result.students != 1 else ''}"
+    students = formatting.counted(result.students, "student")
     keys = "keys (Markdown, LaTeX and PDF)" if result.pdf else "keys (Markdown and LaTeX)"
     click.echo(f"Wrote {students} to {shown_path(out_dir, MAX_SHOWN_PATH)}: manifest.json, problem sheets and answer files, {keys}.", err=True)
 
@@ -573,20 +573,22 @@ class _GuardedBuffer(io.BufferedWriter):
     which click ends quietly: the reader has gone, and has all it wanted."""
 
     def write(self, data):
-        try:
+        with _as_output_error():
             return super().write(data)
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                raise
-            raise OutputError(exc) from None
 
     def flush(self):
-        try:
+        with _as_output_error():
             super().flush()
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                raise
-            raise OutputError(exc) from None
+
+
+@contextlib.contextmanager
+def _as_output_error():
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise
+        raise OutputError(exc) from None
 
 
 def _guard_stdout() -> None:

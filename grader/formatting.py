@@ -1,11 +1,10 @@
-"""Numbers, tables and file paths as people read them: fixed decimals, no '-0.0000', Markdown tables."""
+"""Numbers, counts and tables as people read them: fixed decimals, no '-0.0000', Markdown tables, 1 record and 2 records."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from grader.params import Params
-from grader.quoting import shown_path  # noqa: F401 (where reports and grading take it from)
 
 DECIMALS = 4  # the precision the problem's own numbers and every answer key use
 

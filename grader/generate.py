@@ -67,12 +67,18 @@ class GenerateResult:
 # --- The output folder ----------------------------------------------------------------------
 
 
-def _is_hwgen_manifest(manifest: Path) -> bool:
+def _manifest_object(manifest: Path) -> dict | None:
+    """An earlier run's manifest, parsed; None if it is missing or not a JSON object."""
     try:
         obj = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(obj, dict) and isinstance(obj.get("hwgen_version"), str)
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _is_hwgen_manifest(manifest: Path) -> bool:
+    obj = _manifest_object(manifest)
+    return obj is not None and isinstance(obj.get("hwgen_version"), str)
 
 
 def is_hwgen_output(out_dir: Path) -> bool:
@@ -135,11 +141,8 @@ def _shown_entries(folder: Path) -> list[Path]:
 
 def _stems_in(manifest: Path) -> set[str]:
     """The file stems of a manifest's students; none if it cannot be read."""
-    try:
-        obj = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    students = obj.get("students") if isinstance(obj, dict) else None
+    obj = _manifest_object(manifest)
+    students = obj.get("students") if obj is not None else None
     if not isinstance(students, list):
         return set()
     return {s["file_stem"] for s in students if isinstance(s, dict) and isinstance(s.get("file_stem"), str)}

@@ -40,7 +40,7 @@ import numpy as np
 from grader import core, derivations, mistakes
 from grader.parallel import chunked_map, start_forked, workers_for
 from grader.filenames import all_safe_stems, assign_stems, distinct_stems, is_safe_stem, safe_stem
-from grader.formatting import shown_path
+from grader.quoting import shown_path
 from grader.jsonio import InputError, NonFiniteError
 from grader.manifest import MAX_MANIFEST_BYTES, Manifest, StudentRecord
 from grader.params import HW2, MAX_MAGNITUDE, PARAM_KEYS, Params, batch_groups, stack

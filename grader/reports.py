@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Seque
 
 import numpy as np
 from grader import __version__, core, mistakes, render
-from grader.formatting import counted, fixed, shown_path
+from grader.formatting import counted, fixed
+from grader.quoting import shown_path
 from grader.grading import (
     FOLLOW_CODE,
     GRADED,
@@ -363,7 +364,7 @@ class Row(NamedTuple):
 
 
 def _shown_source(source: str | None) -> str | None:
-    """A report's file as the outputs show it (formatting.shown_path); None for no file."""
+    """A report's file as the outputs show it (quoting.shown_path); None for no file."""
     return None if source is None else shown_path(source)
 
 

@@ -41,7 +41,6 @@ from grader.jsonio import (
     TOO_DEEP,
     InputError,
     NonFiniteError,
-    clip as _clip,
     decode_utf8,
     fast_loads,
     loads_strict,
@@ -51,6 +50,7 @@ from grader.jsonio import (
     too_deep_field,
 )
 from grader.params import Params, answer_shapes
+from grader.quoting import clip as _clip
 from grader.roster import id_problem
 
 TOP_LEVEL_KEYS = ("student_id", "help", "answers", "derivations")  # "help" is the blank file's note
